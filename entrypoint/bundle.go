@@ -1,0 +1,96 @@
+package entrypoint
+
+import (
+	"bytes"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Bundle is the combined CA bundle: the system roots, then the extra CAs.
+type Bundle struct {
+	Path       string // KAI_CA_BUNDLE
+	SystemPath string // where the system roots came from, "" if none
+	System     int    // system certificates
+	Extras     []Cert // extra CAs not already among the system roots
+	InSystem   []Cert // extra CAs that the system bundle already has
+	Duplicates int    // extra CAs found more than once
+	Data       []byte
+	Written    bool // false when the target already held these bytes
+}
+
+// Total is the number of certificates in the bundle.
+func (b *Bundle) Total() int { return b.System + len(b.Extras) }
+
+// buildBundle appends the extra CAs, in the order given and each once, to
+// the system roots, every one re-encoded as clean PEM: no corrupt block,
+// missing newline or DER input can then make OpenSSL reject the file.
+func buildBundle(path string, sys *systemRoots, extras []Cert) *Bundle {
+	b := &Bundle{Path: path, SystemPath: sys.Path, System: sys.Count}
+	seen := map[[32]byte]bool{}
+	var buf bytes.Buffer
+	buf.Grow(len(sys.PEM) + 2048*len(extras))
+	buf.Write(sys.PEM)
+	for _, c := range extras {
+		switch {
+		case seen[c.Sum]:
+			b.Duplicates++
+			continue
+		case sys.sums[c.Sum]:
+			b.InSystem = append(b.InSystem, c)
+		default:
+			b.Extras = append(b.Extras, c)
+			pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.X509.Raw})
+		}
+		seen[c.Sum] = true
+	}
+	b.Data = buf.Bytes()
+	return b
+}
+
+// writeAtomic writes data to path so that path always holds either the old
+// or the new file, whole: a new file is created exclusively in the same
+// folder and renamed over path. The rename replaces a symlink planted at
+// path instead of following it. When path already holds exactly data it is
+// left alone. No fsync: the bundle is rebuilt at every start.
+func writeAtomic(path string, data []byte) (written bool, err error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(data)) {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+			if fi.Mode().Perm() == 0o644 {
+				return false, nil
+			}
+		}
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, writeError(path, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return false, writeError(path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return false, writeError(path, err)
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return false, writeError(path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return false, writeError(path, err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return false, writeError(path, err)
+	}
+	return true, nil
+}
+
+func writeError(path string, err error) error {
+	return fmt.Errorf("KAI_CA_BUNDLE=%q: cannot write the CA bundle: %v; set KAI_CA_BUNDLE to a file in a writable folder (for example an emptyDir or tmpfs on /tmp)", path, err)
+}

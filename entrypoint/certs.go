@@ -1,0 +1,246 @@
+package entrypoint
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// maxCertFileSize bounds one file in a cert folder: no CA file is this
+// large, so a larger one is a mistake (a mounted disk image, a log file).
+const maxCertFileSize = 4 << 20
+
+// Cert is one extra CA certificate and where it came from.
+type Cert struct {
+	X509   *x509.Certificate
+	Sum    [sha256.Size]byte // SHA-256 of the DER: the dedup key
+	Source string            // the file it was read from
+	Block  int               // its block in that file, 0 for a DER file
+}
+
+// Fingerprint returns the first 16 hex digits of the SHA-256 fingerprint.
+func (c Cert) Fingerprint() string { return fmt.Sprintf("%x", c.Sum[:8]) }
+
+// sourceResult is what reading one KAI_CERT_DIRS entry gave.
+type sourceResult struct {
+	Entry    string
+	Missing  bool // the entry does not exist
+	Certs    []Cert
+	Errs     []error  // configuration errors
+	Warnings []string // files skipped and why
+	Files    int      // files read
+}
+
+// ready reports whether a waited-for entry may be used: it exists, every
+// certificate in it parses, and it holds at least one.
+func (r sourceResult) ready() bool { return !r.Missing && len(r.Errs) == 0 && len(r.Certs) > 0 }
+
+// fileID identifies a file by device and inode, so that a file reached
+// through several links (c_rehash hash links, ConfigMap ..data links) is
+// read once.
+type fileID struct{ dev, ino uint64 }
+
+func idOf(fi fs.FileInfo) (fileID, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{uint64(st.Dev), uint64(st.Ino)}, true
+}
+
+// readSource reads one KAI_CERT_DIRS entry: a file, or a folder walked
+// recursively in name order. Names starting with "." are skipped (which
+// handles the ..data links of Kubernetes ConfigMap and Secret mounts),
+// symlinks are followed, and non-regular files are skipped unopened.
+func readSource(entry string) sourceResult {
+	r := sourceResult{Entry: entry}
+	fi, err := os.Stat(entry)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			r.Missing = true
+			return r
+		}
+		r.Errs = append(r.Errs, fmt.Errorf("KAI_CERT_DIRS entry %q: %v", entry, cause(err)))
+		return r
+	}
+	seen := map[fileID]bool{}
+	if fi.IsDir() {
+		r.walk(entry, fi, seen)
+	} else {
+		r.file(entry, fi, seen)
+	}
+	return r
+}
+
+func (r *sourceResult) walk(dir string, fi fs.FileInfo, seen map[fileID]bool) {
+	if id, ok := idOf(fi); ok {
+		if seen[id] {
+			return // a symlink loop, or a folder reached twice
+		}
+		seen[id] = true
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		r.Errs = append(r.Errs, fmt.Errorf("reading folder %s: %v", dir, cause(err)))
+		return
+	}
+	for _, e := range entries { // ReadDir sorts by name
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s: broken symlink, skipped", path))
+				continue
+			}
+			r.Errs = append(r.Errs, fmt.Errorf("%s: %v", path, cause(err)))
+			continue
+		}
+		if fi.IsDir() {
+			r.walk(path, fi, seen)
+			continue
+		}
+		r.file(path, fi, seen)
+	}
+}
+
+func (r *sourceResult) file(path string, fi fs.FileInfo, seen map[fileID]bool) {
+	if !fi.Mode().IsRegular() {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: not a regular file (%s), skipped", path, fileKind(fi.Mode())))
+		return
+	}
+	if id, ok := idOf(fi); ok {
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+	}
+	if fi.Size() > maxCertFileSize {
+		r.Errs = append(r.Errs, fmt.Errorf("%s: %d bytes, larger than the 4 MiB a certificate file may have", path, fi.Size()))
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		r.Errs = append(r.Errs, fmt.Errorf("reading %s: %v", path, cause(err)))
+		return
+	}
+	r.Files++
+	certs, errs := parseCertFile(path, data)
+	r.Certs = append(r.Certs, certs...)
+	r.Errs = append(r.Errs, errs...)
+	if len(certs) == 0 && len(errs) == 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: no certificate found, skipped", path))
+	}
+}
+
+// parseCertFile returns the certificates of one file: every CERTIFICATE or
+// TRUSTED CERTIFICATE block, or the file itself when it is one DER
+// certificate. Every other block (private keys, DH parameters, CRLs) is
+// skipped. A certificate block that does not parse is an error naming the
+// file and the block.
+func parseCertFile(path string, data []byte) ([]Cert, []error) {
+	blocks, sawBegin := scanPEM(data, isCertType)
+	if !sawBegin {
+		if len(data) > 0 && data[0] == 0x30 { // an ASN.1 SEQUENCE: maybe DER
+			if c, err := x509.ParseCertificate(data); err == nil {
+				return []Cert{{X509: c, Sum: sha256.Sum256(c.Raw), Source: path}}, nil
+			}
+		}
+		return nil, nil // a README, a .p12, a key in DER form...
+	}
+	var certs []Cert
+	var errs []error
+	for _, b := range blocks {
+		if !isCertType(b.Type) {
+			continue
+		}
+		if b.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %v", path, b.Pos(), b.Err))
+			continue
+		}
+		der, err := certDER(b)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %v", path, b.Pos(), err))
+			continue
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: not a valid certificate: %v", path, b.Pos(), strings.TrimPrefix(err.Error(), "x509: ")))
+			continue
+		}
+		certs = append(certs, Cert{X509: c, Sum: sha256.Sum256(c.Raw), Source: path, Block: b.Index})
+	}
+	return certs, errs
+}
+
+// certDER returns the certificate's DER of a block. A TRUSTED CERTIFICATE
+// is the certificate followed by OpenSSL's trust settings: keep the first.
+func certDER(b pemBlock) ([]byte, error) {
+	if b.Type != "TRUSTED CERTIFICATE" {
+		return b.DER, nil
+	}
+	var raw asn1.RawValue
+	if _, err := asn1.Unmarshal(b.DER, &raw); err != nil {
+		return nil, errors.New("not a valid certificate: bad ASN.1")
+	}
+	return raw.FullBytes, nil
+}
+
+// CertIssue is a finding about an extra CA that does not stop it from
+// being included.
+type CertIssue struct {
+	Warn bool // a warning; otherwise a note
+	Text string
+}
+
+// checkCert reports why an extra CA may not do what the user expects.
+func checkCert(c *x509.Certificate, now time.Time) []CertIssue {
+	var out []CertIssue
+	switch {
+	case now.After(c.NotAfter):
+		out = append(out, CertIssue{true, "expired on " + c.NotAfter.UTC().Format(time.DateOnly) + " (still included)"})
+	case now.Before(c.NotBefore):
+		out = append(out, CertIssue{true, "not valid before " + c.NotBefore.UTC().Format(time.DateTime) + " UTC (still included)"})
+	case c.NotAfter.Sub(now) < 30*24*time.Hour:
+		out = append(out, CertIssue{true, fmt.Sprintf("expires in %d days, on %s", int(c.NotAfter.Sub(now).Hours()/24), c.NotAfter.UTC().Format(time.DateOnly))})
+	}
+	if !(c.BasicConstraintsValid && c.IsCA) {
+		if selfSigned(c) {
+			out = append(out, CertIssue{false, "not a CA but self-signed: it is trusted as a pinned server certificate"})
+		} else {
+			out = append(out, CertIssue{true, "not a CA and not self-signed: it will not help verification (add the CA that issued it)"})
+		}
+	}
+	return out
+}
+
+func selfSigned(c *x509.Certificate) bool {
+	if !bytes.Equal(c.RawIssuer, c.RawSubject) {
+		return false
+	}
+	return c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
+}
+
+// dedupe keeps the first of each certificate, by SHA-256 of the DER.
+func dedupe(certs []Cert, seen map[[sha256.Size]byte]bool) (kept []Cert, dups int) {
+	for _, c := range certs {
+		if seen[c.Sum] {
+			dups++
+			continue
+		}
+		seen[c.Sum] = true
+		kept = append(kept, c)
+	}
+	return kept, dups
+}

@@ -1,0 +1,146 @@
+package entrypoint
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Prefix is the envconfig prefix of every variable the shim reads itself.
+const Prefix = "KAI"
+
+// Settings are the shim's own variables, decoded by envconfig from the
+// process environment (KAI_PROXY_HTTP, KAI_CERT_DIRS, ...).
+//
+// Every field is a string on purpose: envconfig stops at the first value it
+// cannot decode, and every problem must be reported at once, so parsing and
+// checking happen in Validate. No field has an `envconfig:"..."` tag, because
+// with one envconfig falls back to the unprefixed name (PROXY_HTTP).
+// Defaults are applied by Validate too: envconfig lets a set-but-empty value
+// beat a default, and here an empty value always counts as unset.
+type Settings struct {
+	ProxyHTTP   string `split_words:"true" desc:"proxy for http:// URLs, exported as HTTP_PROXY and http_proxy" example:"http://proxy.corp:3128"`
+	ProxyHTTPS  string `split_words:"true" desc:"proxy for https:// URLs, exported as HTTPS_PROXY and https_proxy" example:"http://user:p%40ss@proxy.corp:3128"`
+	ProxyAll    string `split_words:"true" desc:"proxy for every scheme, exported as ALL_PROXY and all_proxy" example:"socks5h://proxy.corp:1080"`
+	ProxyNo     string `split_words:"true" desc:"hosts that bypass the proxy, exported as NO_PROXY, no_proxy and no_grpc_proxy (loopback added when a proxy is set)" example:"llm.internal,.corp.example,10.0.0.0/8"`
+	ProxyOpenai string `split_words:"true" desc:"exported as OPENAI_PROXY for langchain-openai; usually wrong, see README" example:"http://proxy.corp:3128"`
+	CertDirs    string `split_words:"true" desc:"comma-separated folders or files with extra CA certificates" default:"/etc/kai/certs" example:"/etc/kai/certs,/run/secrets/corp-ca.crt"`
+	CABundle    string `split_words:"true" desc:"where the combined bundle (system roots + extra CAs) is written" default:"/tmp/kai-entrypoint/ca-bundle.pem" example:"/tmp/kai-entrypoint/ca-bundle.pem"`
+	Wait        string `split_words:"true" desc:"how long to wait for listed cert sources and proxies to be ready (Go duration, 0 = no wait)" default:"0s" example:"30s"`
+
+	EntrypointLogLevel  string `split_words:"true" desc:"debug, info, warn or error" default:"info" example:"debug"`
+	EntrypointLogFormat string `split_words:"true" desc:"text or json" default:"text" example:"json"`
+}
+
+// Config is Settings after validation: parsed, defaulted and normalised.
+type Config struct {
+	Proxies      []Proxy // in the order of proxyVars, set ones only
+	ProxyNo      string  // raw KAI_PROXY_NO, "" when unset
+	CertSources  []string
+	CertExplicit bool // KAI_CERT_DIRS was set, so every entry must exist
+	CABundle     string
+	Wait         time.Duration
+	LogLevel     slog.Level
+	LogFormat    string
+}
+
+// LoadSettings reads the shim's variables from the process environment.
+// With string fields only, envconfig cannot fail on a value.
+func LoadSettings() (Settings, error) {
+	var s Settings
+	err := envconfig.Process(Prefix, &s)
+	return s, err
+}
+
+// Validate checks every setting and the names of the shim's variables in
+// environ, and returns the Config or every problem at once.
+func (s Settings) Validate(environ []string) (*Config, error) {
+	var errs *multierror.Error
+	c := &Config{}
+
+	for _, pv := range proxyVars {
+		raw := strings.TrimSpace(pv.setting(s))
+		if raw == "" {
+			continue
+		}
+		p, err := ParseProxy(pv.Name, raw)
+		if err != nil {
+			errs = multierror.Append(errs, err)
+			continue
+		}
+		c.Proxies = append(c.Proxies, p)
+	}
+	c.ProxyNo = strings.TrimSpace(s.ProxyNo)
+
+	if strings.TrimSpace(s.CertDirs) == "" {
+		c.CertSources = []string{DefaultCertDir}
+	} else {
+		c.CertSources = splitList(s.CertDirs)
+		c.CertExplicit = true
+	}
+
+	c.CABundle = strings.TrimSpace(s.CABundle)
+	if c.CABundle == "" {
+		c.CABundle = DefaultCABundle
+	}
+	if !strings.HasPrefix(c.CABundle, "/") {
+		errs = multierror.Append(errs, fmt.Errorf("KAI_CA_BUNDLE=%q: must be an absolute path", s.CABundle))
+	}
+
+	if w := strings.TrimSpace(s.Wait); w != "" {
+		d, err := time.ParseDuration(w)
+		switch {
+		case err != nil:
+			errs = multierror.Append(errs, fmt.Errorf("KAI_WAIT=%q: not a duration (examples: 30s, 2m)", s.Wait))
+		case d < 0:
+			errs = multierror.Append(errs, fmt.Errorf("KAI_WAIT=%q: must not be negative", s.Wait))
+		default:
+			c.Wait = d
+		}
+	}
+
+	switch lvl := strings.ToLower(strings.TrimSpace(s.EntrypointLogLevel)); lvl {
+	case "", "info":
+		c.LogLevel = slog.LevelInfo
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		errs = multierror.Append(errs, fmt.Errorf("KAI_ENTRYPOINT_LOG_LEVEL=%q: must be debug, info, warn or error", s.EntrypointLogLevel))
+	}
+	switch f := strings.ToLower(strings.TrimSpace(s.EntrypointLogFormat)); f {
+	case "", "text":
+		c.LogFormat = "text"
+	case "json":
+		c.LogFormat = "json"
+	default:
+		errs = multierror.Append(errs, fmt.Errorf("KAI_ENTRYPOINT_LOG_FORMAT=%q: must be text or json", s.EntrypointLogFormat))
+	}
+
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if isUnknownShimName(name) {
+			errs = multierror.Append(errs, fmt.Errorf("%s: unknown variable (known: %s)", name, strings.Join(knownNamesLike(name), ", ")))
+		}
+	}
+	return c, asConfigError(errs)
+}
+
+// splitList splits a comma-separated list, trims every entry and drops
+// empty ones.
+func splitList(s string) []string {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+package entrypoint
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteSummary writes the --check report: what a run would set, with
+// proxy passwords redacted and secret values never shown.
+func (p *Plan) WriteSummary(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	pr := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+
+	pr("kai-entrypoint --check: the configuration is valid")
+	pr("")
+	if p.Path != "" {
+		pr("Command:\t%s", p.Redact(strings.Join(quoteAll(append([]string{p.Path}, p.Argv[1:]...)), " ")))
+	} else {
+		pr("Command:\t(none given)")
+	}
+
+	pr("")
+	pr("Proxies:")
+	if len(p.Proxies) == 0 && p.NoProxy == "" {
+		pr("  (none set by kai-entrypoint; inherited proxy variables are left as they are)")
+	}
+	for _, px := range p.Proxies {
+		pr("  %s\t%s\t(from %s)", strings.Join(px.Exports, ", "), px.Redacted(), px.Var)
+	}
+	if p.NoProxy != "" {
+		pr("  %s\t%s", strings.Join(noProxyExports, ", "), p.NoProxy)
+	}
+
+	pr("")
+	pr("Passed through:")
+	if len(p.Passthrough) == 0 {
+		pr("  (none)")
+	}
+	for _, pt := range p.Passthrough {
+		if pt.Secret {
+			pr("  %s\tfrom %s\t(secret file %s, value hidden)", pt.Name, pt.Var, pt.Path)
+		} else {
+			pr("  %s\tfrom %s", pt.Name, pt.Var)
+		}
+	}
+
+	pr("")
+	pr("CA bundle:")
+	files := 0
+	var srcs []string
+	for _, r := range p.Sources {
+		files += r.Files
+		state := fmt.Sprintf("%d certificates in %d files", len(r.Certs), r.Files)
+		if r.Missing {
+			state = "not found"
+		}
+		srcs = append(srcs, fmt.Sprintf("%s (%s)", r.Entry, state))
+	}
+	pr("  cert sources:\t%s", strings.Join(srcs, ", "))
+	for _, wt := range p.Waiting {
+		pr("  would wait for:\t%s (KAI_WAIT=%s)", wt, p.Config.Wait)
+	}
+	b := p.Bundle
+	if b == nil {
+		pr("  no extra CA found: nothing would be written and the CA variables would stay as inherited")
+	} else {
+		sys := b.SystemPath
+		if sys == "" {
+			sys = "(none found)"
+		}
+		pr("  system roots:\t%s (%d certificates)", sys, b.System)
+		pr("  extra CAs:\t%d added, %d already in the system bundle, %d duplicates", len(b.Extras), len(b.InSystem), b.Duplicates)
+		for _, c := range b.Extras {
+			pr("    %s\tsha256:%s\texpires %s\t%s", c.X509.Subject.String(), c.Fingerprint(), c.X509.NotAfter.UTC().Format(time.DateOnly), c.Source)
+		}
+		for _, c := range b.InSystem {
+			pr("    %s\tsha256:%s\texpires %s\t%s (already a system root)", c.X509.Subject.String(), c.Fingerprint(), c.X509.NotAfter.UTC().Format(time.DateOnly), c.Source)
+		}
+		pr("  would write:\t%s (%d certificates, %d bytes)", b.Path, b.Total(), len(b.Data))
+		pr("  pointed at it:\t%s", strings.Join(p.CAVars, ", "))
+	}
+	if len(p.Warnings) > 0 {
+		pr("")
+		pr("Warnings:")
+		for _, w := range p.Warnings {
+			pr("  %s", p.Redact(w))
+		}
+	}
+	return tw.Flush()
+}
+
+func quoteAll(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = quote(a)
+	}
+	return out
+}

@@ -1,0 +1,142 @@
+package entrypoint
+
+import "strings"
+
+// This file holds the data the shim works from: which variables it reads,
+// which it exports, and the defaults. The logic lives elsewhere.
+
+const (
+	// DefaultCertDir is where the image bakes the repository's certs/ folder.
+	DefaultCertDir = "/etc/kai/certs"
+	// DefaultCABundle is where the combined bundle is written. /tmp is
+	// writable under OpenShift's read-only root file system.
+	DefaultCABundle = "/tmp/kai-entrypoint/ca-bundle.pem"
+
+	envPrefix    = "KAI_ENV_"
+	secretPrefix = "KAI_SECRET_"
+)
+
+// proxyVar maps one KAI_PROXY_* setting to the variables it is exported as.
+type proxyVar struct {
+	Name    string   // the shim's variable
+	Exports []string // every spelling some client reads
+	setting func(Settings) string
+}
+
+// proxyVars lists the proxy settings in the order they are reported.
+// Both spellings get the same value: curl reads only lower-case http_proxy,
+// gRPC only lower-case names, Go prefers upper-case (shared/docs/clients.md).
+var proxyVars = []proxyVar{
+	{"KAI_PROXY_HTTP", []string{"HTTP_PROXY", "http_proxy"}, func(s Settings) string { return s.ProxyHTTP }},
+	{"KAI_PROXY_HTTPS", []string{"HTTPS_PROXY", "https_proxy"}, func(s Settings) string { return s.ProxyHTTPS }},
+	{"KAI_PROXY_ALL", []string{"ALL_PROXY", "all_proxy"}, func(s Settings) string { return s.ProxyAll }},
+	// langchain-openai's ChatOpenAI; only ever from this variable (README).
+	{"KAI_PROXY_OPENAI", []string{"OPENAI_PROXY"}, func(s Settings) string { return s.ProxyOpenai }},
+}
+
+// ownsNoProxy lists the settings whose presence makes the shim own the
+// no-proxy list (and add loopback to it).
+var ownsNoProxy = map[string]bool{"KAI_PROXY_HTTP": true, "KAI_PROXY_HTTPS": true, "KAI_PROXY_ALL": true}
+
+// noProxyExports are the names KAI_PROXY_NO is exported as. gRPC reads
+// no_grpc_proxy before no_proxy.
+var noProxyExports = []string{"NO_PROXY", "no_proxy", "no_grpc_proxy"}
+
+// inheritedNoProxy is where an existing no-proxy list is read from, in order.
+var inheritedNoProxy = []string{"NO_PROXY", "no_proxy"}
+
+// loopbackNoProxy is appended to an owned no-proxy list, so that a local
+// model server is never sent through the proxy (konveyor/editor-extensions#1415).
+var loopbackNoProxy = []string{"localhost", "127.0.0.1", "::1"}
+
+// proxySchemes are the accepted proxy schemes with their default ports.
+// Clients disagree on default ports, so the port is always made explicit.
+var proxySchemes = map[string]string{
+	"http":    "80",
+	"https":   "443",
+	"socks4":  "1080",
+	"socks4a": "1080",
+	"socks5":  "1080",
+	"socks5h": "1080",
+}
+
+// caVars are pointed at the combined bundle, overriding inherited values:
+// each client reads a different one, and each replaces its default store.
+var caVars = []struct{ Name, ReadBy string }{
+	{"SSL_CERT_FILE", "OpenSSL, Python ssl/urllib, httpx, aiohttp, openai, google-genai, curl, Go"},
+	{"REQUESTS_CA_BUNDLE", "requests (ignores SSL_CERT_FILE)"},
+	{"CURL_CA_BUNDLE", "curl; requests when REQUESTS_CA_BUNDLE is unset"},
+	{"AWS_CA_BUNDLE", "boto3/botocore"},
+	{"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "grpcio (otherwise its own roots.pem)"},
+	{"NODE_EXTRA_CA_CERTS", "Node.js (adds to its store)"},
+	{"PIP_CERT", "pip"},
+	{"GIT_SSL_CAINFO", "git"},
+	{"HTTPLIB2_CA_CERTS", "httplib2 (google-api-python-client)"},
+	{"CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "gcloud"},
+}
+
+// shimNames are the shim's own variables. They are removed from the
+// command's environment, as is every name with one of shimPrefixes.
+var shimVarNames = []string{
+	"KAI_PROXY_HTTP", "KAI_PROXY_HTTPS", "KAI_PROXY_ALL", "KAI_PROXY_NO", "KAI_PROXY_OPENAI",
+	"KAI_CERT_DIRS", "KAI_CA_BUNDLE", "KAI_WAIT",
+	"KAI_ENTRYPOINT_LOG_LEVEL", "KAI_ENTRYPOINT_LOG_FORMAT",
+}
+
+var shimNames = func() map[string]bool {
+	m := make(map[string]bool, len(shimVarNames))
+	for _, n := range shimVarNames {
+		m[n] = true
+	}
+	return m
+}()
+
+var shimPrefixes = []string{"KAI_PROXY_", "KAI_ENV_", "KAI_SECRET_", "KAI_ENTRYPOINT_"}
+
+// strictPrefixes are the prefixes under which an unknown name is a typo
+// rather than a variable for someone else.
+var strictPrefixes = []string{"KAI_PROXY_", "KAI_ENTRYPOINT_"}
+
+// isShimName reports whether name is one of the shim's own variables.
+func isShimName(name string) bool {
+	if shimNames[name] {
+		return true
+	}
+	for _, p := range shimPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// isUnknownShimName reports a KAI_PROXY_* or KAI_ENTRYPOINT_* name the shim
+// does not know, such as the typo KAI_PROXY_HTTP_S.
+func isUnknownShimName(name string) bool {
+	if shimNames[name] {
+		return false
+	}
+	for _, p := range strictPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// knownNamesLike lists the known names that share name's prefix, for the
+// error message.
+func knownNamesLike(name string) []string {
+	var out []string
+	for _, p := range strictPrefixes {
+		if !strings.HasPrefix(name, p) {
+			continue
+		}
+		for _, n := range shimVarNames {
+			if strings.HasPrefix(n, p) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,98 @@
+package entrypoint
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+)
+
+// waitPoll is how often the wait looks again. mitmproxy writes its CA
+// about a second after it starts, and non-atomically.
+var waitPoll = 100 * time.Millisecond
+
+// waitFor waits up to d until every listed cert source is ready (exists,
+// every certificate in it parses, at least one) and every proxy accepts a
+// TCP connection. A file still being written fails to parse and so is not
+// ready yet. It returns the sources as read when everything was ready, or
+// on timeout a configuration error listing what was still missing, or
+// ctx.Err() when ctx ends first (a signal).
+//
+// The proxies are dialled directly: net.Dial never reads the proxy
+// variables the shim is about to export.
+func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []Proxy, log *slog.Logger) (map[string]sourceResult, error) {
+	var what []string
+	for _, s := range sources {
+		what = append(what, "cert source "+s)
+	}
+	for _, p := range proxies {
+		what = append(what, "proxy "+p.HostPort())
+	}
+	log.Info("waiting for sidecars", "timeout", d.String(), "for", strings.Join(what, ", "))
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	dialer := net.Dialer{Timeout: time.Second}
+	results := map[string]sourceResult{}
+	for {
+		var missing []error
+		for _, s := range sources {
+			if r, ok := results[s]; ok && r.ready() {
+				continue
+			}
+			r := readSource(s)
+			results[s] = r
+			if !r.ready() {
+				missing = append(missing, fmt.Errorf("KAI_CERT_DIRS entry %q: %s", s, notReadyReason(r)))
+			}
+		}
+		for _, p := range proxies {
+			c, err := dialer.DialContext(ctx, "tcp", p.HostPort())
+			if err != nil {
+				missing = append(missing, fmt.Errorf("%s: proxy %s does not accept connections: %v", p.Var, p.HostPort(), dialCause(err)))
+				continue
+			}
+			c.Close()
+		}
+		if len(missing) == 0 {
+			log.Info("ready after " + time.Since(start).Round(time.Millisecond).String())
+			return results, nil
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				var errs *multierror.Error
+				for _, m := range missing {
+					errs = multierror.Append(errs, fmt.Errorf("KAI_WAIT=%s: still not ready: %w", d, m))
+				}
+				return nil, asConfigError(errs)
+			}
+			return nil, ctx.Err()
+		case <-time.After(waitPoll):
+			log.Debug("still waiting", "missing", len(missing))
+		}
+	}
+}
+
+func notReadyReason(r sourceResult) string {
+	switch {
+	case r.Missing:
+		return "does not exist"
+	case len(r.Errs) > 0:
+		return r.Errs[0].Error()
+	}
+	return "no certificate yet"
+}
+
+// dialCause keeps the end of a dial error ("connection refused").
+func dialCause(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		return s[i+2:]
+	}
+	return s
+}

@@ -1,0 +1,10 @@
+module github.com/konveyor/kai-entrypoint
+
+go 1.26
+
+require (
+	github.com/hashicorp/go-multierror v1.1.1
+	github.com/kelseyhightower/envconfig v1.4.0
+)
+
+require github.com/hashicorp/errwrap v1.0.0 // indirect

@@ -1,0 +1,142 @@
+// Command kai-entrypoint derives the proxy and CA environment of the Kai
+// server and execs it. See README.md and kai-entrypoint --help.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/konveyor/kai-entrypoint/entrypoint"
+)
+
+// version is set with -ldflags "-X main.version=...".
+var version string
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+// run parses the command line, plans, and execs; it returns an exit code
+// only when it does not exec.
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	check, command, code := parseArgs(args, stdout, stderr)
+	if code >= 0 {
+		return code
+	}
+
+	// A signal before the exec ends the shim with 128+N; without a handler
+	// a Go process that is PID 1 would exit 2. Handlers (unlike ignored
+	// signals) are reset by execve, so the command starts with defaults.
+	var got atomic.Value
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		s := <-sigs
+		got.Store(s)
+		cancel()
+	}()
+	signalled := func() int {
+		if s, ok := got.Load().(syscall.Signal); ok {
+			fmt.Fprintf(stderr, "%s%s received before exec; exiting\n", entrypoint.LogPrefix, strings.ToUpper(unix(s)))
+			return entrypoint.ExitSignalBase + int(s)
+		}
+		return -1
+	}
+
+	settings, _ := entrypoint.LoadSettings() // string fields only: cannot fail
+	cfg, _ := settings.Validate(nil)
+	log := entrypoint.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	plan, err := entrypoint.Run(ctx, settings, entrypoint.Options{
+		Check: check, Command: command, Environ: environ, Logger: log,
+	})
+	if code := signalled(); code >= 0 {
+		return code
+	}
+	if err != nil {
+		report(log, plan, err)
+		return entrypoint.ExitCode(err)
+	}
+	if check {
+		if err := plan.WriteSummary(stdout); err != nil {
+			return 1
+		}
+		return 0
+	}
+	if code := signalled(); code >= 0 {
+		return code
+	}
+	err = entrypoint.Exec(plan)
+	report(log, plan, err)
+	return entrypoint.ExitCode(err)
+}
+
+// parseArgs takes the shim's flags, which come only before the command.
+// It returns code >= 0 when the shim should exit with it.
+func parseArgs(args []string, stdout, stderr io.Writer) (check bool, command []string, code int) {
+	for i, a := range args {
+		switch a {
+		case "--":
+			command = args[i+1:]
+		case "--check":
+			check = true
+			continue
+		case "--help", "-h":
+			entrypoint.WriteUsage(stdout)
+			return false, nil, 0
+		case "--version":
+			fmt.Fprintln(stdout, "kai-entrypoint", entrypoint.Version(version))
+			return false, nil, 0
+		default:
+			if strings.HasPrefix(a, "-") {
+				fmt.Fprintf(stderr, "%sunknown flag %q (the command goes after the flags, or after --)\n%s", entrypoint.LogPrefix, a, shortUsage)
+				return false, nil, entrypoint.ExitUsage
+			}
+			command = args[i:]
+		}
+		break
+	}
+	if len(command) == 0 && !check {
+		fmt.Fprintf(stderr, "%sno command given\n%s", entrypoint.LogPrefix, shortUsage)
+		return false, nil, entrypoint.ExitUsage
+	}
+	return check, command, -1
+}
+
+const shortUsage = "usage: kai-entrypoint [--check] [--] COMMAND [ARG...]   (kai-entrypoint --help for more)\n"
+
+// report prints err: every configuration problem on its own line.
+func report(log interface {
+	Error(string, ...any)
+}, plan *entrypoint.Plan, err error) {
+	var lines []string
+	if ce, ok := err.(*entrypoint.ConfigError); ok {
+		lines = ce.Problems()
+		log.Error(fmt.Sprintf("configuration error: %d problem(s); nothing was started", len(lines)))
+	} else {
+		lines = []string{err.Error()}
+	}
+	for _, l := range lines {
+		if plan != nil {
+			l = plan.Redact(l)
+		}
+		log.Error(l)
+	}
+}
+
+func unix(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGTERM:
+		return "sigterm"
+	case syscall.SIGINT:
+		return "sigint"
+	}
+	return s.String()
+}
