@@ -1,0 +1,401 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// proxyEnv is the environment of a shim behind mitmdump m: both proxy
+// variables, and, as on this machine, an inherited SSL_CERT_FILE naming the
+// "system" bundle (the real one plus direct.test's CA).
+func proxyEnv(t *testing.T, proxy string) vars {
+	return baseEnv(t).with(vars{
+		"KAI_PROXY_HTTP":  proxy,
+		"KAI_PROXY_HTTPS": proxy,
+		"SSL_CERT_FILE":   S.sysCerts,
+	})
+}
+
+// Scenario 1: every client reaches the upstream through mitmdump, trusting
+// mitmproxy's CA from the mounted confdir (private key inside), and in the
+// same run reaches direct.test directly (KAI_PROXY_NO), whose CA is only in
+// the inherited system bundle: the combined bundle kept the system roots.
+func TestProxiedAndDirect(t *testing.T) {
+	requireSuite(t)
+	m := sharedMitm(t)
+	env := proxyEnv(t, m.proxyURL(nil)).with(vars{
+		"KAI_CERT_DIRS": m.confdir,
+		"KAI_PROXY_NO":  directHost,
+	})
+	offset := len(m.log())
+	models, chat, direct := S.upstream.URL("/v1/models"), S.upstream.URL("/v1/chat/completions"), S.direct.URL("/v1/models")
+	c := runClients(t, env, models, chat, direct)
+	expectOK(t, c, "proxied, stamp echoed", models, "1")
+	expectOK(t, c, "proxied, stamp echoed", chat, "1")
+	expectOK(t, c, "direct via NO_PROXY, system root kept", direct, "")
+
+	if flows := waitFlows(m, offset, S.upstream.HostPort(), 2*time.Second); len(flows) == 0 {
+		t.Errorf("mitmdump logged no flow to %s, yet the clients got its stamp:\n%s", S.upstream.HostPort(), m.log()[offset:])
+	}
+	if flows := flowsFor(m.log()[offset:], S.direct.HostPort()); len(flows) > 0 {
+		t.Errorf("%s is in KAI_PROXY_NO but went through mitmdump:\n%s", directHost, strings.Join(flows, "\n"))
+	}
+	for _, run := range c.runs() {
+		if run.exitCode != 0 {
+			t.Errorf("client process exit code %d, want 0\n%s", run.exitCode, run)
+		}
+	}
+	if t.Failed() {
+		t.Logf("mitmdump log of this test:\n%s", m.log()[offset:])
+	}
+}
+
+// Scenario 2: without the cert folder, nothing tells the clients about
+// mitmproxy's CA, and each fails with its certificate-verification error.
+// "unset": KAI_CERT_DIRS unset and the default folder absent, as when no
+// volume is mounted; "empty": the folder is mounted but holds no CA.
+func TestNoCertDirFailsVerification(t *testing.T) {
+	requireSuite(t)
+	m := sharedMitm(t)
+	models := S.upstream.URL("/v1/models")
+	for _, tc := range []struct {
+		name string
+		env  vars
+	}{
+		{"unset", vars{}},
+		{"empty", vars{"KAI_CERT_DIRS": t.TempDir()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := runClients(t, proxyEnv(t, m.proxyURL(nil)).with(tc.env), models)
+			expectCertError(t, c, "cert error without the CA folder", models)
+			for _, run := range c.runs() {
+				if run.exitCode != 1 {
+					t.Errorf("client process exit code %d, want 1 (a failed call)\n%s", run.exitCode, run)
+				}
+				// Contract: with no extra CA, no bundle is written.
+				if _, err := os.Stat(run.bundle); err == nil {
+					t.Errorf("KAI_CA_BUNDLE %s was written although no extra CA was given", run.bundle)
+				}
+			}
+		})
+	}
+}
+
+// Scenario 3: KAI_PROXY_NO naming the upstream sends every client to it
+// directly: no flow in mitmdump's log, and the upstream's throwaway CA is
+// trusted by nobody, so each fails with its verification error.
+func TestNoProxyBypassesMitm(t *testing.T) {
+	requireSuite(t)
+	m := sharedMitm(t)
+	env := proxyEnv(t, m.proxyURL(nil)).with(vars{
+		"KAI_CERT_DIRS": m.confdir,
+		"KAI_PROXY_NO":  upstreamHost,
+	})
+	offset := len(m.log())
+	models := S.upstream.URL("/v1/models")
+	c := runClients(t, env, models)
+	expectCertError(t, c, "NO_PROXY bypass (no flow, cert error)", models)
+	if flows := waitFlows(m, offset, S.upstream.HostPort(), time.Second); len(flows) > 0 {
+		t.Errorf("%s is in KAI_PROXY_NO but mitmdump logged flows to it:\n%s", upstreamHost, strings.Join(flows, "\n"))
+		for _, c := range allClients {
+			record(c, "NO_PROXY bypass (no flow, cert error)", false)
+		}
+	}
+}
+
+// Scenario 4: the sidecar race. Both shims start with KAI_WAIT=30s on an
+// empty confdir before mitmdump exists; mitmdump starts a moment later and
+// writes its CA; the shims wait, build the bundle, and the clients succeed.
+func TestSidecarRaceWait(t *testing.T) {
+	requireSuite(t)
+	confdir := filepath.Join(t.TempDir(), "mitmproxy")
+	if err := os.Mkdir(confdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := (&url.URL{Scheme: "http", Host: "127.0.0.1:" + port}).String()
+	env := proxyEnv(t, proxy).with(vars{
+		"KAI_CERT_DIRS": confdir,
+		"KAI_WAIT":      "30s",
+	})
+	models := S.upstream.URL("/v1/models")
+	pyProc, py := startShim(t, env, t.TempDir(), standinArgv([]string{models})...)
+	goProc, golang := startShim(t, env.with(vars{goClientMarker: "1"}), t.TempDir(), S.self, models)
+	for _, w := range []struct {
+		p   *proc
+		run *shimRun
+	}{{pyProc, py}, {goProc, golang}} {
+		if !w.p.stderr.waitFor("waiting", 10*time.Second, w.p.done) {
+			t.Fatalf("kai-entrypoint did not log that it is waiting (KAI_WAIT=30s, empty %s)\n%s", confdir, w.run.withOutput(w.p))
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // a moment later
+	if !pyProc.running() || !goProc.running() {
+		t.Fatalf("kai-entrypoint gave up before mitmdump started\n%s\n%s", py.withOutput(pyProc), golang.withOutput(goProc))
+	}
+	start := time.Now()
+	startMitmT(t, mitmOpts{confdir: confdir, port: port})
+	t.Logf("mitmdump ready %s after start", time.Since(start).Round(time.Millisecond))
+
+	var wgErr []string
+	for _, w := range []struct {
+		p   *proc
+		run *shimRun
+	}{{pyProc, py}, {goProc, golang}} {
+		w.run.finish(t, w.p, 45*time.Second)
+		if !regexp.MustCompile(`(?i)ready after`).MatchString(w.run.stderr) {
+			wgErr = append(wgErr, "no \"ready after\" line:\n"+w.run.String())
+		}
+	}
+	for _, e := range wgErr {
+		t.Error(e)
+	}
+	t.Logf("kai-entrypoint (stand-in) stderr:\n%s", py.stderr)
+	expectOK(t, &clientsRun{py: py, golang: golang}, "sidecar race (KAI_WAIT)", models, "1")
+}
+
+// Scenario 5: a proxy requiring a password that needs percent-encoding.
+// Every client authenticates, and the password is in none of the shim's
+// output (its own log lines or the stand-in's).
+func TestProxyAuthPercentEncoded(t *testing.T) {
+	requireSuite(t)
+	const user, password = "kai", "S3cr3t@p/ss#w%rd?"
+	m := startMitmT(t, mitmOpts{
+		confdir:   filepath.Join(t.TempDir(), "mitmproxy"),
+		proxyauth: user + ":" + password,
+	})
+	proxy := m.proxyURL(url.UserPassword(user, password))
+	if !strings.Contains(proxy, "%40") {
+		t.Fatalf("proxy URL %q is not percent-encoded", proxy)
+	}
+	env := proxyEnv(t, proxy).with(vars{"KAI_CERT_DIRS": m.confdir})
+	models := S.upstream.URL("/v1/models")
+	c := runClients(t, env, models)
+	expectOK(t, c, "proxy auth, percent-encoded password", models, "1")
+	encoded := strings.TrimPrefix(url.UserPassword("", password).String(), ":")
+	for _, run := range c.runs() {
+		for _, secret := range []string{password, encoded, "S3cr3t"} {
+			for name, out := range map[string]string{"stdout": run.stdout, "stderr": run.stderr} {
+				if i := strings.Index(strings.ToLower(out), strings.ToLower(secret)); i >= 0 {
+					t.Errorf("the proxy password (%q) appears in kai-entrypoint's %s: ...%s...", secret, name, out[max(0, i-80):min(len(out), i+80)])
+				}
+			}
+		}
+	}
+
+	// Control: the wrong password is refused (HTTP 407), so success above
+	// means the credentials were passed on, decoded.
+	wrong := m.proxyURL(url.UserPassword(user, "wrong"))
+	bad := runShim(t, proxyEnv(t, wrong).with(vars{"KAI_CERT_DIRS": m.confdir}), standinArgv([]string{models})...)
+	if bad.docErr != nil {
+		t.Fatalf("wrong-password control: %v\n%s", bad.docErr, bad)
+	}
+	for _, r := range bad.doc.Results {
+		if r.OK || !(strings.Contains(r.Error, "407") || r.Status == 407 || (r.Client == "curl" && r.ExitCode == 56)) {
+			t.Errorf("client %s with a wrong proxy password: want a 407 refusal, got %s", r.Client, r)
+		}
+	}
+}
+
+// Scenario 6: the bundle written from mitmproxy's whole confdir holds no
+// private key and no DH parameters, every block is a certificate that
+// openssl parses, and their number is the shim's logged certificates=N:
+// the inherited system roots plus mitmproxy's CA, nothing else.
+func TestBundleHasOnlyCertificates(t *testing.T) {
+	requireSuite(t)
+	m := sharedMitm(t)
+	key, err := os.ReadFile(filepath.Join(m.confdir, "mitmproxy-ca.pem"))
+	if err != nil || !bytes.Contains(key, []byte("PRIVATE KEY")) {
+		t.Fatalf("the confdir should hold mitmproxy's private key (mitmproxy-ca.pem) for this test to mean anything: %v", err)
+	}
+	run := runShim(t, proxyEnv(t, m.proxyURL(nil)).with(vars{"KAI_CERT_DIRS": m.confdir}), "/bin/true")
+	if run.exitCode != 0 {
+		t.Fatalf("kai-entrypoint -- /bin/true failed\n%s", run)
+	}
+	bundle, err := os.ReadFile(run.bundle)
+	if err != nil {
+		t.Fatalf("reading the bundle: %v\n%s", err, run)
+	}
+	for _, bad := range []string{"PRIVATE KEY", "DH PARAMETERS", "PKCS12"} {
+		if bytes.Contains(bundle, []byte(bad)) {
+			t.Errorf("the bundle %s contains %q", run.bundle, bad)
+		}
+	}
+
+	// Every block: type CERTIFICATE, parsed by openssl one by one.
+	var got []string // SHA-256 of each certificate's DER
+	rest := bundle
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			t.Errorf("bundle block %d is %q, want CERTIFICATE", len(got)+1, block.Type)
+			continue
+		}
+		out, err := opensslParse(pem.EncodeToMemory(block))
+		if err != nil {
+			t.Errorf("openssl x509 rejects bundle certificate %d: %v: %s", len(got)+1, err, out)
+		}
+		got = append(got, fingerprint(block.Bytes))
+	}
+	if strings.TrimSpace(string(rest)) != "" {
+		t.Errorf("the bundle has %d bytes of non-PEM data after its last certificate", len(rest))
+	}
+	if n, err := opensslCount(run.bundle); err != nil || n != len(got) {
+		t.Errorf("openssl storeutl counts %d certificates (err %v), the PEM walk %d", n, err, len(got))
+	}
+
+	// Expected content: the inherited system bundle's certificates plus
+	// mitmproxy's CA.
+	want := map[string]bool{}
+	sys, _ := os.ReadFile(S.sysCerts)
+	for rest := sys; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		want[fingerprint(block.Bytes)] = true
+	}
+	systemN := len(want)
+	ca, err := m.caCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want[fingerprint(ca.Raw)] = true
+	have := map[string]bool{}
+	for _, f := range got {
+		if have[f] {
+			t.Errorf("certificate %s is in the bundle twice", f[:16])
+		}
+		have[f] = true
+		if !want[f] {
+			t.Errorf("certificate %s is in the bundle but neither in the system bundle nor mitmproxy's CA", f[:16])
+		}
+	}
+	for f := range want {
+		if !have[f] {
+			t.Errorf("certificate %s (system root or mitmproxy CA) is missing from the bundle", f[:16])
+		}
+	}
+
+	counts := loggedCounts(run.stderr)
+	if counts == nil {
+		t.Fatalf("kai-entrypoint logged no certificates=N line\n%s", run)
+	}
+	if counts["certificates"] != len(got) {
+		t.Errorf("kai-entrypoint logged certificates=%d, the bundle holds %d (openssl parses all)", counts["certificates"], len(got))
+	}
+	if counts["system"] != systemN || counts["extra"] != 1 {
+		t.Errorf("kai-entrypoint logged system=%d extra=%d, want system=%d (inherited SSL_CERT_FILE) extra=1 (mitmproxy's CA)",
+			counts["system"], counts["extra"], systemN)
+	}
+	t.Logf("bundle: %d certificates (%d system + mitmproxy CA), no key; logged %v", len(got), systemN, counts)
+}
+
+func fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+func opensslParse(certPEM []byte) ([]byte, error) {
+	cmd := exec.Command("openssl", "x509", "-noout", "-subject")
+	cmd.Stdin = bytes.NewReader(certPEM)
+	return cmd.CombinedOutput()
+}
+
+// opensslCount counts the certificates openssl finds in a PEM file.
+func opensslCount(path string) (int, error) {
+	out, err := exec.Command("openssl", "storeutl", "-noout", "-certs", path).CombinedOutput()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if regexp.MustCompile(`^\d+: Certificate$`).MatchString(strings.TrimSpace(sc.Text())) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// The stand-in's server mode, as a Kai server runs in the image: started
+// through kai-entrypoint (exec: the shim's PID becomes Python's), it
+// answers /health, probes the upstream through mitmdump on /probe, and
+// exits 0 on SIGTERM.
+func TestStandinServeProbeAndSIGTERM(t *testing.T) {
+	requireSuite(t)
+	m := sharedMitm(t)
+	env := proxyEnv(t, m.proxyURL(nil)).with(vars{"KAI_CERT_DIRS": m.confdir})
+	p, run := startShim(t, env, t.TempDir(), python, S.standin, "serve", "--host", "127.0.0.1", "--port", "0")
+	if !p.stdout.waitFor("listening on", 20*time.Second, p.done) {
+		t.Fatalf("the stand-in did not start serving\n%s", run.withOutput(p))
+	}
+	base := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(p.stdout.String())[1]
+
+	cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/cmdline")
+	if !bytes.Contains(cmdline, []byte("kai-standin.py")) {
+		t.Errorf("PID %d is %q, want the stand-in: kai-entrypoint should exec it", p.cmd.Process.Pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+	}
+
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Get(base + "/health")
+	if err != nil {
+		t.Fatalf("GET /health: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /health: HTTP %d, want 200", resp.StatusCode)
+	}
+
+	models := S.upstream.URL("/v1/models")
+	resp, err = client.Get(base + "/probe?url=" + url.QueryEscape(models))
+	if err != nil {
+		t.Fatalf("GET /probe: %v", err)
+	}
+	var doc report
+	err = json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("GET /probe: body: %v", err)
+	}
+	if resp.StatusCode != 200 || !doc.OK || len(doc.Results) != len(pythonClients) {
+		t.Errorf("GET /probe: HTTP %d ok=%v with %d results, want 200, true, %d", resp.StatusCode, doc.OK, len(doc.Results), len(pythonClients))
+	}
+	for _, r := range doc.Results {
+		if !r.OK || r.XViaMitm == nil || *r.XViaMitm != "1" {
+			t.Errorf("client %s via /probe: want HTTP 200 with x_via_mitm=\"1\", got %s", r.Client, r)
+		}
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !p.wait(10 * time.Second) {
+		t.Fatalf("the stand-in did not exit within 10 s of SIGTERM\n%s", run.withOutput(p))
+	}
+	if p.exitCode != 0 {
+		t.Errorf("the stand-in exited %d after SIGTERM, want 0\n%s", p.exitCode, run.withOutput(p))
+	}
+}

@@ -1,0 +1,207 @@
+package e2e
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// completion is the fixed answer of the fake /v1/chat/completions.
+const completion = "pong from the kai-entrypoint e2e upstream"
+
+// testCA is a throwaway certificate authority made for one suite run.
+type testCA struct {
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	certPEM []byte
+}
+
+func newCA(name string) (*testCA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          randomSerial(),
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"kai-entrypoint e2e"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(48 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+}
+
+// leaf issues a server certificate for host and ip.
+func (ca *testCA) leaf(host, ip string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: randomSerial(),
+		Subject:      pkix.Name{CommonName: host},
+		DNSNames:     []string{host},
+		IPAddresses:  []net.IP{net.ParseIP(ip)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(48 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+func randomSerial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// tlsServer is a fake OpenAI-style HTTPS endpoint. It echoes the X-Via-Mitm
+// header that mitmdump adds (--modify-headers), as "x_via_mitm", so a client
+// can prove its request went through the proxy.
+type tlsServer struct {
+	host   string // name in the private /etc/hosts
+	port   string
+	ca     *testCA
+	caFile string // the issuing CA, PEM
+	srv    *http.Server
+
+	mu   sync.Mutex
+	seen []seenRequest
+}
+
+type seenRequest struct {
+	Method, Path, ViaMitm, UserAgent string
+}
+
+func startTLSServer(ca *testCA, host, ip, dir string) (*tlsServer, error) {
+	cert, err := ca.leaf(host, ip)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	s := &tlsServer{host: host, port: port, ca: ca, caFile: filepath.Join(dir, host+"-ca.pem")}
+	if err := os.WriteFile(s.caFile, ca.certPEM, 0o644); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/models", s.models)
+	mux.HandleFunc("POST /v1/chat/completions", s.chat)
+	s.srv = &http.Server{
+		Handler:           mux,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
+		ReadHeaderTimeout: 10 * time.Second,
+		// Handshake failures are expected in the negative scenarios.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	go s.srv.Serve(tls.NewListener(ln, s.srv.TLSConfig))
+	return s, nil
+}
+
+// URL returns https://host:port + path.
+func (s *tlsServer) URL(path string) string {
+	return "https://" + net.JoinHostPort(s.host, s.port) + path
+}
+
+// HostPort returns host:port as mitmdump logs it.
+func (s *tlsServer) HostPort() string { return net.JoinHostPort(s.host, s.port) }
+
+func (s *tlsServer) Close() { s.srv.Close() }
+
+func (s *tlsServer) record(r *http.Request) string {
+	via := r.Header.Get("X-Via-Mitm")
+	s.mu.Lock()
+	s.seen = append(s.seen, seenRequest{r.Method, r.URL.Path, via, r.UserAgent()})
+	s.mu.Unlock()
+	return via
+}
+
+// Seen returns the requests served so far.
+func (s *tlsServer) Seen() []seenRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]seenRequest(nil), s.seen...)
+}
+
+func (s *tlsServer) models(w http.ResponseWriter, r *http.Request) {
+	via := s.record(r)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"object":     "list",
+		"data":       []map[string]any{{"id": "fake-gpt", "object": "model", "owned_by": "kai-e2e"}},
+		"x_via_mitm": via,
+		"served_by":  s.host,
+	})
+}
+
+func (s *tlsServer) chat(w http.ResponseWriter, r *http.Request) {
+	via := s.record(r)
+	var req struct {
+		Model    string `json:"model"`
+		Messages []struct {
+			Role, Content string
+		} `json:"messages"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Model == "" || len(req.Messages) == 0 {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "want an OpenAI chat request", "x_via_mitm": via})
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]any{"error": "want application/json", "x_via_mitm": via})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id":      "chatcmpl-kai-e2e",
+		"object":  "chat.completion",
+		"created": time.Now().Unix(),
+		"model":   req.Model,
+		"choices": []map[string]any{{
+			"index":         0,
+			"message":       map[string]string{"role": "assistant", "content": completion},
+			"finish_reason": "stop",
+		}},
+		"x_via_mitm": via,
+		"served_by":  s.host,
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
