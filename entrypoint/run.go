@@ -343,8 +343,11 @@ func (p *Plan) logSummary(log *slog.Logger) {
 			envNames = append(envNames, pt.Name)
 		}
 	}
-	if len(envNames)+len(secretNames) > 0 {
-		log.Info("passing through", "env", strings.Join(envNames, ","), "from_secret_files", strings.Join(secretNames, ","))
+	if len(envNames) > 0 {
+		log.Info("passing through", "names", strings.Join(envNames, ","))
+	}
+	if len(secretNames) > 0 {
+		log.Info("passing through from secret files", "names", strings.Join(secretNames, ","))
 	}
 	if b := p.Bundle; b != nil {
 		msg := "CA bundle written"

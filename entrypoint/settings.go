@@ -76,11 +76,16 @@ func (s Settings) Validate(environ []string) (*Config, error) {
 	}
 	c.ProxyNo = strings.TrimSpace(s.ProxyNo)
 
-	if strings.TrimSpace(s.CertDirs) == "" {
+	// envconfig fills in the default tag, so whether the list was given
+	// is read from environ: only a given list must exist.
+	c.CertSources = splitList(s.CertDirs)
+	if len(c.CertSources) == 0 {
 		c.CertSources = []string{DefaultCertDir}
-	} else {
-		c.CertSources = splitList(s.CertDirs)
-		c.CertExplicit = true
+	}
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "KAI_CERT_DIRS="); ok && strings.TrimSpace(v) != "" {
+			c.CertExplicit = true
+		}
 	}
 
 	c.CABundle = strings.TrimSpace(s.CABundle)
