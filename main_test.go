@@ -1,0 +1,411 @@
+package main
+
+// Black-box tests: the binary is built once and run as a user would, with
+// an explicit environment (never this process's: this machine pre-sets
+// SSL_CERT_FILE and friends, which would hide failures).
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var shim string // the built binary
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kai-entrypoint-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	shim = filepath.Join(dir, "kai-entrypoint")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=test-1.2.3", "-o", shim, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building kai-entrypoint: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is one run of the shim.
+type result struct {
+	code           int
+	stdout, stderr string
+	pid            int
+}
+
+// baseEnv is the clean environment every run starts from.
+func baseEnv(dir string) []string {
+	os.MkdirAll(dir+"/certs", 0o755)
+	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "KAI_CA_BUNDLE=" + dir + "/out/ca-bundle.pem", "KAI_CERT_DIRS=" + dir + "/certs"}
+}
+
+func runShim(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(shim, args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	err := cmd.Wait()
+	// slog's text format quotes messages; unquote for matching.
+	r := result{stdout: stdout.String(), stderr: strings.ReplaceAll(stderr.String(), `\"`, `"`), pid: pid}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			r.code = 128 + int(ws.Signal())
+		}
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// writeCA writes a fresh CA certificate as PEM, with its private key in
+// the same file (as mitmproxy-ca.pem has it) when withKey.
+func writeCA(t *testing.T, path, cn string, withKey bool) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	if withKey {
+		kder, _ := x509.MarshalECPrivateKey(key)
+		out = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	}
+	out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func envOf(stdout string) map[string]string {
+	m := map[string]string{}
+	for _, l := range strings.Split(stdout, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+const (
+	secretValue   = "tok-5ecr3t-value"
+	proxyPassword = "p@ss:w0rd/9"
+	proxyEncoded  = "p%40ss%3Aw0rd%2F9"
+)
+
+// TestDerivedEnvironmentArrives runs a real command through the shim and
+// checks what it receives, and that it runs under the shim's PID.
+func TestDerivedEnvironmentArrives(t *testing.T) {
+	dir := t.TempDir()
+	writeCA(t, dir+"/certs/corp/ca.pem", "Black Box CA", true)
+	os.WriteFile(dir+"/token", []byte(secretValue+"\n"), 0o600)
+	env := append(baseEnv(dir),
+		"KAI_PROXY_HTTPS=user:"+proxyEncoded+"@Proxy.Example:3128",
+		"KAI_PROXY_NO=llm.internal",
+		"KAI_ENV_FOO=bar baz",
+		"KAI_SECRET_API_TOKEN="+dir+"/token",
+		"KAI__LOG_LEVEL=debug",
+		"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+		"REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
+	)
+	r := runShim(t, env, "--", "/bin/sh", "-c", `echo "PID=$$"; env`)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	got := envOf(r.stdout)
+	bundle := dir + "/out/ca-bundle.pem"
+	want := map[string]string{
+		"PID":                strconv.Itoa(r.pid),
+		"HTTPS_PROXY":        "http://user:" + proxyEncoded + "@proxy.example:3128",
+		"https_proxy":        "http://user:" + proxyEncoded + "@proxy.example:3128",
+		"NO_PROXY":           "llm.internal,localhost,127.0.0.1,::1",
+		"no_grpc_proxy":      "llm.internal,localhost,127.0.0.1,::1",
+		"FOO":                "bar baz",
+		"API_TOKEN":          secretValue,
+		"KAI__LOG_LEVEL":     "debug",
+		"SSL_CERT_FILE":      bundle,
+		"REQUESTS_CA_BUNDLE": bundle,
+		"AWS_CA_BUNDLE":      bundle,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s=%q, want %q", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if strings.HasPrefix(k, "KAI_") && !strings.HasPrefix(k, "KAI__") {
+			t.Errorf("the command sees the shim's variable %s", k)
+		}
+	}
+	b, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("PRIVATE KEY")) {
+		t.Error("the bundle holds a private key")
+	}
+	if n := bytes.Count(b, []byte("-----BEGIN CERTIFICATE-----")); n < 2 {
+		t.Errorf("bundle has %d certificates, want the system roots plus one", n)
+	}
+	if !strings.Contains(r.stderr, "kai-entrypoint: ") || !strings.Contains(r.stderr, `msg=exec path=/bin/sh`) {
+		t.Errorf("stderr lacks the prefixed summary:\n%s", r.stderr)
+	}
+}
+
+// TestArgumentsPassedUntouched checks that flags after the command belong
+// to the command.
+func TestArgumentsPassedUntouched(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"/bin/sh", "-c", `printf '%s|' "$@"`, "sh", "--help", "-c", "--", "--check"},
+		{"--", "/bin/sh", "-c", `printf '%s|' "$@"`, "sh", "--help", "-c", "--", "--check"},
+	} {
+		r := runShim(t, baseEnv(dir), args...)
+		if r.code != 0 || r.stdout != "--help|-c|--|--check|" {
+			t.Errorf("args %q: exit %d, stdout %q, stderr %s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(dir+"/noexec.sh", []byte("#!/bin/sh\necho hi\n"), 0o644)
+	os.WriteFile(dir+"/badinterp.sh", []byte("#!/nonexistent/interpreter\n"), 0o755)
+	os.MkdirAll(dir+"/bin", 0o755)
+	os.MkdirAll(dir+"/certs", 0o755)
+	os.WriteFile(dir+"/bin/my-tool", []byte("#!/bin/sh\necho my-tool ran\n"), 0o755)
+	tests := []struct {
+		name     string
+		env      []string
+		args     []string
+		wantCode int
+		stdout   string // substring
+		stderr   string // substring
+	}{
+		{"no command", nil, nil, 64, "", "no command given"},
+		{"only --", nil, []string{"--"}, 64, "", "no command given"},
+		{"unknown flag", nil, []string{"--chek", "true"}, 64, "", `unknown flag "--chek"`},
+		{"help", nil, []string{"--help"}, 0, "KAI_SECRET_<NAME>", ""},
+		{"version", nil, []string{"--version"}, 0, "kai-entrypoint test-1.2.3", ""},
+		{"command exit code", nil, []string{"/bin/sh", "-c", "exit 3"}, 3, "", ""},
+		{"bad configuration", []string{"KAI_PROXY_HTTP=ftp://x"}, []string{"true"}, 78, "", `KAI_PROXY_HTTP="ftp://x": unsupported scheme`},
+		{"not found", nil, []string{"no-such-command-kai"}, 127, "", "command no-such-command-kai: not found in PATH="},
+		{"not found absolute", nil, []string{dir + "/missing"}, 127, "", "no such file or directory"},
+		{"not executable", nil, []string{dir + "/noexec.sh"}, 126, "", "permission denied"},
+		{"directory", nil, []string{dir}, 126, "", "is a directory"},
+		{"missing interpreter", nil, []string{dir + "/badinterp.sh"}, 127, "", "#! interpreter"},
+		{"found through KAI_ENV_PATH", []string{"KAI_ENV_PATH=" + dir + "/bin:/usr/bin:/bin"}, []string{"my-tool"}, 0, "my-tool ran", ""},
+		{"check valid without command", nil, []string{"--check"}, 0, "the configuration is valid", ""},
+		{"check valid with command", nil, []string{"--check", "sh", "-c", "exit 9"}, 0, "Command:  /usr/bin/sh -c", ""},
+		{"check invalid", []string{"KAI_WAIT=later"}, []string{"--check"}, 78, "", `KAI_WAIT="later": not a duration`},
+		{"check with missing command", nil, []string{"--check", "no-such-command-kai"}, 78, "", "command no-such-command-kai: not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runShim(t, append(baseEnv(dir), tt.env...), tt.args...)
+			if r.code != tt.wantCode {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, tt.wantCode, r.stdout, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tt.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tt.stdout, r.stdout)
+			}
+			if !strings.Contains(r.stderr, tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, r.stderr)
+			}
+		})
+	}
+}
+
+// TestHelpListsEveryVariable keeps --help complete.
+func TestHelpListsEveryVariable(t *testing.T) {
+	r := runShim(t, nil, "--help")
+	for _, v := range []string{"KAI_PROXY_HTTP", "KAI_PROXY_HTTPS", "KAI_PROXY_ALL", "KAI_PROXY_NO", "KAI_PROXY_OPENAI",
+		"KAI_CERT_DIRS", "KAI_CA_BUNDLE", "KAI_WAIT", "KAI_ENTRYPOINT_LOG_LEVEL", "KAI_ENTRYPOINT_LOG_FORMAT",
+		"KAI_ENV_<NAME>", "KAI_SECRET_<NAME>"} {
+		if !strings.Contains(r.stdout, "  "+v+"\n") && !strings.Contains(r.stdout, "  "+v+"=") {
+			t.Errorf("--help does not describe %s", v)
+		}
+		if !strings.Contains(r.stdout, "e.g.  "+strings.TrimSuffix(v, "<NAME>")) {
+			t.Errorf("--help has no example for %s", v)
+		}
+	}
+}
+
+// TestOneReportListsEveryProblem: several bad variables, one report.
+func TestOneReportListsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	env := append(baseEnv(dir),
+		"KAI_PROXY_HTTP=ftp://proxy",
+		"KAI_PROXY_HTTPS=http://u:"+proxyEncoded+"@:3128",
+		"KAI_PROXY_HTTP_S=x",
+		"KAI_ENV_BAD-NAME=1",
+		"KAI_SECRET_TOKEN="+dir+"/missing",
+		"KAI_ENTRYPOINT_LOG_LEVEL=loud",
+	)
+	os.Remove(dir + "/certs") // listed in KAI_CERT_DIRS: one more problem
+	r := runShim(t, env, "true")
+	if r.code != 78 {
+		t.Fatalf("exit %d, want 78\n%s", r.code, r.stderr)
+	}
+	want := []string{
+		`KAI_PROXY_HTTP="ftp://proxy": unsupported scheme "ftp"`,
+		`KAI_PROXY_HTTPS="http://u:xxxxx@:3128": missing host`,
+		`KAI_PROXY_HTTP_S: unknown variable`,
+		`KAI_ENV_BAD-NAME: "BAD-NAME" is not a valid variable name`,
+		`KAI_SECRET_TOKEN="` + dir + `/missing": no such file or directory`,
+		`KAI_ENTRYPOINT_LOG_LEVEL="loud"`,
+		`KAI_CERT_DIRS entry "` + dir + `/certs": no such file or directory`,
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if !strings.Contains(lines[0], "configuration error: 7 problem(s)") {
+		t.Errorf("first line %q does not announce 7 problems", lines[0])
+	}
+	for _, w := range want {
+		n := 0
+		for _, l := range lines {
+			if strings.Contains(l, w) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d lines name %s, want 1:\n%s", n, w, r.stderr)
+		}
+	}
+	if len(lines) != len(want)+1 {
+		t.Errorf("%d lines, want %d:\n%s", len(lines), len(want)+1, r.stderr)
+	}
+}
+
+// TestNoSecretPrinted runs every mode and checks that neither the secret
+// file's value nor the proxy password appears anywhere.
+func TestNoSecretPrinted(t *testing.T) {
+	dir := t.TempDir()
+	writeCA(t, dir+"/certs/ca.pem", "Secret Test CA", true)
+	os.WriteFile(dir+"/token", []byte(secretValue), 0o600)
+	base := append(baseEnv(dir),
+		"KAI_PROXY_HTTPS=http://user:"+proxyEncoded+"@proxy.example:3128",
+		"KAI_PROXY_HTTP=http://user:"+proxyEncoded+"@proxy.example:3128",
+		"KAI_PROXY_OPENAI=http://user:"+proxyEncoded+"@proxy.example:3128",
+		"KAI_SECRET_OPENAI_API_KEY="+dir+"/token",
+		"KAI_ENV_PYTHONHTTPSVERIFY=0",
+	)
+	modes := []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"run", nil, []string{"/bin/true", "--token", secretValue}},
+		{"run debug text", []string{"KAI_ENTRYPOINT_LOG_LEVEL=debug"}, []string{"/bin/true"}},
+		{"run debug json", []string{"KAI_ENTRYPOINT_LOG_LEVEL=debug", "KAI_ENTRYPOINT_LOG_FORMAT=json"}, []string{"/bin/true"}},
+		{"check", []string{"KAI_ENTRYPOINT_LOG_LEVEL=debug"}, []string{"--check", "/bin/true"}},
+		{"config error", []string{"KAI_PROXY_ALL=http://user:" + proxyEncoded + "@:1", "KAI_PROXY_TYPO=1", "KAI_ENTRYPOINT_LOG_LEVEL=debug"}, []string{"/bin/true"}},
+		{"command error", nil, []string{"no-such-command", secretValue}},
+		{"check error", []string{"KAI_PROXY_ALL=http://user:" + proxyEncoded + "@:1"}, []string{"--check", "no-such-command"}},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			r := runShim(t, append(append([]string(nil), base...), m.env...), m.args...)
+			out := r.stdout + r.stderr
+			if out == "" {
+				t.Fatal("no output at all: nothing was checked")
+			}
+			for _, s := range []string{secretValue, proxyPassword, proxyEncoded, "p@ss", "w0rd"} {
+				if strings.Contains(out, s) {
+					t.Errorf("output (exit %d) contains %q:\n%s", r.code, s, out)
+				}
+			}
+		})
+	}
+}
+
+// TestSignalBeforeExec sends SIGTERM and SIGINT while the shim waits for a
+// proxy that never opens: it ends promptly with 128+N.
+func TestSignalBeforeExec(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(shim, "/bin/true")
+			cmd.Env = append(baseEnv(dir), "KAI_WAIT=30s", "KAI_PROXY_HTTPS=127.0.0.1:1", "KAI_CERT_DIRS=")
+			stderr := &syncBuffer{}
+			cmd.Stderr = stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(stderr.String(), "waiting") {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatalf("the shim never started waiting:\n%s", stderr)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			sent := time.Now()
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			ee, ok := err.(*exec.ExitError)
+			if !ok {
+				t.Fatalf("err = %v, want an exit error", err)
+			}
+			if want := 128 + int(sig); ee.ExitCode() != want {
+				t.Errorf("exit %d, want %d\n%s", ee.ExitCode(), want, stderr)
+			}
+			if d := time.Since(sent); d > 2*time.Second {
+				t.Errorf("took %v to stop after the signal", d)
+			}
+		})
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
