@@ -1,0 +1,263 @@
+package entrypoint
+
+// Certificates for the CA tests, generated at test time with crypto/x509 so
+// that no fixture can expire. ECDSA P-256 keys keep generation fast; the one
+// RSA key (mitmproxy's confdir holds an "RSA PRIVATE KEY") is made once.
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testCert is a generated certificate and its key.
+type testCert struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+}
+
+// DER returns the certificate's DER.
+func (c *testCert) DER() []byte { return c.Cert.Raw }
+
+// PEM returns the certificate as one CERTIFICATE block.
+func (c *testCert) PEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw})
+}
+
+// Sum returns the SHA-256 of the DER, the bundle's dedup key.
+func (c *testCert) Sum() [sha256.Size]byte { return sha256.Sum256(c.Cert.Raw) }
+
+// certSpec describes a certificate to generate.
+type certSpec struct {
+	CN        string
+	CA        bool          // basicConstraints CA:TRUE
+	NotBefore time.Time     // zero: an hour ago
+	NotAfter  time.Time     // zero: in a year
+	Parent    *testCert     // issuer; nil: self-signed
+	Key       crypto.Signer // nil: a new P-256 key
+}
+
+var testSerial atomic.Int64
+
+// genCert generates the certificate spec describes.
+func genCert(tb testing.TB, spec certSpec) *testCert {
+	tb.Helper()
+	key := spec.Key
+	if key == nil {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		key = k
+	}
+	now := time.Now()
+	if spec.NotBefore.IsZero() {
+		spec.NotBefore = now.Add(-time.Hour)
+	}
+	if spec.NotAfter.IsZero() {
+		spec.NotAfter = now.Add(365 * 24 * time.Hour)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(testSerial.Add(1)),
+		Subject:               pkix.Name{CommonName: spec.CN, Organization: []string{"kai-entrypoint tests"}},
+		NotBefore:             spec.NotBefore,
+		NotAfter:              spec.NotAfter,
+		BasicConstraintsValid: true,
+		IsCA:                  spec.CA,
+	}
+	if spec.CA {
+		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	} else {
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.DNSNames = []string{spec.CN}
+	}
+	parent, signer := tmpl, key
+	if spec.Parent != nil {
+		parent, signer = spec.Parent.Cert, spec.Parent.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &testCert{Cert: c, Key: key}
+}
+
+// genCA is a self-signed CA valid from an hour ago for a year.
+func genCA(tb testing.TB, cn string) *testCert {
+	tb.Helper()
+	return genCert(tb, certSpec{CN: cn, CA: true})
+}
+
+// genIntermediate is a CA issued by parent.
+func genIntermediate(tb testing.TB, cn string, parent *testCert) *testCert {
+	tb.Helper()
+	return genCert(tb, certSpec{CN: cn, CA: true, Parent: parent})
+}
+
+// genLeaf is a server certificate issued by parent.
+func genLeaf(tb testing.TB, cn string, parent *testCert) *testCert {
+	tb.Helper()
+	return genCert(tb, certSpec{CN: cn, Parent: parent})
+}
+
+// genSelfSignedLeaf is a self-signed server certificate (not a CA).
+func genSelfSignedLeaf(tb testing.TB, cn string) *testCert {
+	tb.Helper()
+	return genCert(tb, certSpec{CN: cn})
+}
+
+// genExpired is a CA that expired yesterday.
+func genExpired(tb testing.TB, cn string) *testCert {
+	tb.Helper()
+	now := time.Now()
+	return genCert(tb, certSpec{CN: cn, CA: true, NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.Add(-24 * time.Hour)})
+}
+
+// genNotYetValid is a CA valid from tomorrow.
+func genNotYetValid(tb testing.TB, cn string) *testCert {
+	tb.Helper()
+	now := time.Now()
+	return genCert(tb, certSpec{CN: cn, CA: true, NotBefore: now.Add(24 * time.Hour), NotAfter: now.AddDate(1, 0, 0)})
+}
+
+// genExpiring is a CA that expires in d.
+func genExpiring(tb testing.TB, cn string, d time.Duration) *testCert {
+	tb.Helper()
+	now := time.Now()
+	return genCert(tb, certSpec{CN: cn, CA: true, NotAfter: now.Add(d)})
+}
+
+// testRSAKey is one RSA key shared by the tests that need an RSA PRIVATE
+// KEY block: generating it takes a while.
+var testRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+
+func rsaKey(tb testing.TB) *rsa.PrivateKey {
+	tb.Helper()
+	k, err := testRSAKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// rsaKeyPEM is key as mitmproxy writes it: PKCS#1, "RSA PRIVATE KEY".
+func rsaKeyPEM(key *rsa.PrivateKey) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+}
+
+// ecKeyPEM is key as an "EC PRIVATE KEY" block.
+func ecKeyPEM(tb testing.TB, key crypto.Signer) []byte {
+	tb.Helper()
+	der, err := x509.MarshalECPrivateKey(key.(*ecdsa.PrivateKey))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+}
+
+// dhParamsPEM is a "DH PARAMETERS" block (SEQUENCE { p, g }) of a made-up
+// 2048-bit odd p: nobody decodes it, it only has to look the part.
+func dhParamsPEM(tb testing.TB) []byte {
+	tb.Helper()
+	p, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 2048))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p.SetBit(p, 2047, 1).SetBit(p, 0, 1)
+	der, err := asn1.Marshal(struct{ P, G *big.Int }{p, big.NewInt(2)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "DH PARAMETERS", Bytes: der})
+}
+
+// trustTrailer is the X509_CERT_AUX that `openssl x509 -trustout
+// -addtrust serverAuth -setalias test` appends to the certificate:
+// SEQUENCE { SEQUENCE { OID serverAuth }, UTF8String "test" }.
+var trustTrailer = []byte{
+	0x30, 0x12,
+	0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01,
+	0x0c, 0x04, 't', 'e', 's', 't',
+}
+
+// trustedPEM is c as OpenSSL's TRUSTED CERTIFICATE: the certificate's DER
+// followed by the trust trailer, in one block.
+func trustedPEM(c *testCert) []byte {
+	der := append(append([]byte(nil), c.DER()...), trustTrailer...)
+	return pem.EncodeToMemory(&pem.Block{Type: "TRUSTED CERTIFICATE", Bytes: der})
+}
+
+// concat joins byte slices.
+func concat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// writeFile writes data to path, creating its folder.
+func writeFile(tb testing.TB, path string, data []byte) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// symlink makes newname a symlink to oldname.
+func symlink(tb testing.TB, oldname, newname string) {
+	tb.Helper()
+	if err := os.Symlink(oldname, newname); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// needOpenSSL returns the openssl command's path, or skips the test.
+func needOpenSSL(tb testing.TB) string {
+	tb.Helper()
+	p, err := exec.LookPath("openssl")
+	if err != nil {
+		tb.Skip("openssl not installed")
+	}
+	return p
+}
+
+// runOpenSSL runs openssl with args and returns its stdout; a failure fails
+// the test with openssl's stderr.
+func runOpenSSL(tb testing.TB, args ...string) []byte {
+	tb.Helper()
+	cmd := exec.Command(needOpenSSL(tb), args...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		tb.Fatalf("openssl %v: %v\n%s", args, err, stderr)
+	}
+	return out
+}

@@ -1,0 +1,202 @@
+package entrypoint
+
+import (
+	"bytes"
+	"encoding/pem"
+	"strings"
+	"testing"
+)
+
+// wantBlock is what a test expects of one scanned block.
+type wantBlock struct {
+	Type string
+	Line int
+	DER  []byte // nil: not decoded
+	Err  string // substring of the error; "" means none
+}
+
+func TestScanPEM(t *testing.T) {
+	ca1, ca2 := genCA(t, "scan one"), genCA(t, "scan two")
+	p1, p2 := ca1.PEM(), ca2.PEM()
+	key := ecKeyPEM(t, ca1.Key)
+	crlf := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")) }
+	lines := func(b []byte) int { return bytes.Count(b, []byte("\n")) }
+	// A body that is valid base64 on each line but not as a whole.
+	badB64 := []byte("-----BEGIN CERTIFICATE-----\nMIIB!!notbase64\n-----END CERTIFICATE-----\n")
+
+	tests := []struct {
+		name     string
+		data     []byte
+		want     []wantBlock
+		sawBegin bool
+	}{
+		{"empty", nil, nil, false},
+		{"README text", []byte("Put the company CA here.\nSee the wiki.\n"), nil, false},
+		{"one block", p1, []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, true},
+		{"two blocks", concat(p1, p2), []wantBlock{
+			{"CERTIFICATE", 1, ca1.DER(), ""},
+			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
+		}, true},
+		{"UTF-8 BOM before the first block", concat([]byte("\xef\xbb\xbf"), p1, p2), []wantBlock{
+			{"CERTIFICATE", 1, ca1.DER(), ""},
+			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
+		}, true},
+		{"CRLF line ends", crlf(concat(p1, p2)), []wantBlock{
+			{"CERTIFICATE", 1, ca1.DER(), ""},
+			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
+		}, true},
+		{"BOM and CRLF", concat([]byte("\xef\xbb\xbf"), crlf(p1)), []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, true},
+		{"text between and around blocks (Bag Attributes, comments)", concat(
+			[]byte("# corporate roots\nBag Attributes\n    localKeyID: 01 02 03\nsubject=/CN=scan one\n"), p1,
+			[]byte("\n\n# the second one: 2 > 1 -- see ticket\n"), p2, []byte("trailing words\n")), []wantBlock{
+			{"CERTIFICATE", 5, ca1.DER(), ""},
+			{"CERTIFICATE", 5 + lines(p1) + 3, ca2.DER(), ""},
+		}, true},
+		{"missing final newline", concat(p1, bytes.TrimSuffix(p2, []byte("\n"))), []wantBlock{
+			{"CERTIFICATE", 1, ca1.DER(), ""},
+			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
+		}, true},
+		{"two files concatenated without a newline", concat(bytes.TrimSuffix(p1, []byte("\n")), p2), []wantBlock{
+			{"CERTIFICATE", 1, ca1.DER(), ""},
+			{"CERTIFICATE", lines(p1), ca2.DER(), ""},
+		}, true},
+		{"three files concatenated, CRLF, no final newline", bytes.TrimSuffix(crlf(concat(
+			bytes.TrimSuffix(p1, []byte("\n")), bytes.TrimSuffix(p2, []byte("\n")), p1)), []byte("\r\n")), []wantBlock{
+			{"CERTIFICATE", 1, ca1.DER(), ""},
+			{"CERTIFICATE", lines(p1), ca2.DER(), ""},
+			{"CERTIFICATE", lines(p1) + lines(p2) - 1, ca1.DER(), ""},
+		}, true},
+		{"trailing blanks on every line", bytes.ReplaceAll(p1, []byte("\n"), []byte(" \t\n")), []wantBlock{
+			{"CERTIFICATE", 1, ca1.DER(), ""},
+		}, true},
+		{"one-line block", []byte("-----BEGIN CERTIFICATE-----" + b64(ca1.DER()) + "-----END CERTIFICATE-----"), []wantBlock{
+			{"CERTIFICATE", 1, ca1.DER(), ""},
+		}, true},
+		{"private key is not decoded", concat(key, p1), []wantBlock{
+			{"EC PRIVATE KEY", 1, nil, ""},
+			{"CERTIFICATE", 1 + lines(key), ca1.DER(), ""},
+		}, true},
+		{"RFC 1421 headers are skipped", concat([]byte("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n"),
+			[]byte(b64(ca1.DER())+"\n-----END CERTIFICATE-----\n")), []wantBlock{
+			{"CERTIFICATE", 1, ca1.DER(), ""},
+		}, true},
+		{"TRUSTED CERTIFICATE keeps the whole body", trustedPEM(ca1), []wantBlock{
+			{"TRUSTED CERTIFICATE", 1, concat(ca1.DER(), trustTrailer), ""},
+		}, true},
+		{"bad base64", concat(p1, badB64), []wantBlock{
+			{"CERTIFICATE", 1, ca1.DER(), ""},
+			{"CERTIFICATE", 1 + lines(p1), nil, "invalid base64"},
+		}, true},
+		{"empty body", []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), []wantBlock{
+			{"CERTIFICATE", 1, nil, "invalid base64"},
+		}, true},
+		{"no END line", concat(p1, bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n")), []wantBlock{
+			{"CERTIFICATE", 1, ca1.DER(), ""},
+			{"CERTIFICATE", 1 + lines(p1), nil, "no END line"},
+		}, true},
+		{"END of another type", []byte("-----BEGIN CERTIFICATE-----\n" + b64(ca1.DER()) + "\n-----END X509 CRL-----\n"), []wantBlock{
+			{"CERTIFICATE", 1, nil, `END line says "X509 CRL"`},
+		}, true},
+		{"malformed END line", []byte("-----BEGIN CERTIFICATE-----\n" + b64(ca1.DER()) + "\n-----END CERTIFICATE\n"), []wantBlock{
+			{"CERTIFICATE", 1, nil, "malformed END line"},
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			blocks, sawBegin := scanPEM(tt.data, isCertType)
+			if sawBegin != tt.sawBegin {
+				t.Errorf("sawBegin = %v, want %v", sawBegin, tt.sawBegin)
+			}
+			if len(blocks) != len(tt.want) {
+				t.Fatalf("got %d blocks %v, want %d", len(blocks), blockTypes(blocks), len(tt.want))
+			}
+			for i, w := range tt.want {
+				b := blocks[i]
+				if b.Index != i+1 || b.Type != w.Type || b.Line != w.Line {
+					t.Errorf("block %d = #%d %q line %d, want #%d %q line %d", i, b.Index, b.Type, b.Line, i+1, w.Type, w.Line)
+				}
+				if !bytes.Equal(b.DER, w.DER) {
+					t.Errorf("block %d: DER differs (got %d bytes, want %d)", i, len(b.DER), len(w.DER))
+				}
+				switch {
+				case w.Err == "" && b.Err != nil:
+					t.Errorf("block %d: unexpected error %v", i, b.Err)
+				case w.Err != "" && (b.Err == nil || !strings.Contains(b.Err.Error(), w.Err)):
+					t.Errorf("block %d: error %v, want one containing %q", i, b.Err, w.Err)
+				}
+			}
+		})
+	}
+}
+
+// TestScanPEM_AgreesWithEncodingPEM checks scanPEM against pem.Decode on
+// input both read well, and shows the BOM case where pem.Decode loses the
+// first certificate (clients.md §8).
+func TestScanPEM_AgreesWithEncodingPEM(t *testing.T) {
+	var data []byte
+	var want [][]byte
+	for _, cn := range []string{"a", "b", "c", "d"} {
+		c := genCA(t, cn)
+		data = append(data, c.PEM()...)
+		want = append(want, c.DER())
+	}
+	data = append(data, ecKeyPEM(t, genCA(t, "k").Key)...)
+
+	var fromStd [][]byte
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			fromStd = append(fromStd, b.Bytes)
+		}
+	}
+	var fromScan [][]byte
+	blocks, _ := scanPEM(data, isCertType)
+	for _, b := range blocks {
+		if b.Type == "CERTIFICATE" {
+			fromScan = append(fromScan, b.DER)
+		}
+	}
+	if !equalDERs(fromStd, want) || !equalDERs(fromScan, want) {
+		t.Fatalf("pem.Decode found %d, scanPEM %d, want %d", len(fromStd), len(fromScan), len(want))
+	}
+
+	bom := append([]byte("\xef\xbb\xbf"), data...)
+	if first, _ := pem.Decode(bom); first != nil && bytes.Equal(first.Bytes, want[0]) {
+		t.Log("pem.Decode no longer skips the first block after a BOM")
+	}
+	blocks, _ = scanPEM(bom, isCertType)
+	if len(blocks) == 0 || !bytes.Equal(blocks[0].DER, want[0]) {
+		t.Fatal("scanPEM lost the first block after a BOM")
+	}
+}
+
+func b64(der []byte) string {
+	// pem.EncodeToMemory wraps at 64 columns; join the lines back.
+	p := pem.EncodeToMemory(&pem.Block{Type: "X", Bytes: der})
+	lines := strings.Split(strings.TrimSpace(string(p)), "\n")
+	return strings.Join(lines[1:len(lines)-1], "")
+}
+
+func blockTypes(blocks []pemBlock) []string {
+	var out []string
+	for _, b := range blocks {
+		out = append(out, b.Type)
+	}
+	return out
+}
+
+func equalDERs(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
