@@ -190,6 +190,7 @@ func TestProxyAuthPercentEncoded(t *testing.T) {
 	models := S.upstream.URL("/v1/models")
 	c := runClients(t, env, models)
 	expectOK(t, c, "proxy auth, percent-encoded password", models, "1")
+	t.Logf("kai-entrypoint (stand-in) stderr:\n%s", c.py.stderr)
 	encoded := strings.TrimPrefix(url.UserPassword("", password).String(), ":")
 	for _, run := range c.runs() {
 		for _, secret := range []string{password, encoded, "S3cr3t"} {
@@ -207,6 +208,9 @@ func TestProxyAuthPercentEncoded(t *testing.T) {
 	bad := runShim(t, proxyEnv(t, wrong).with(vars{"KAI_CERT_DIRS": m.confdir}), standinArgv([]string{models})...)
 	if bad.docErr != nil {
 		t.Fatalf("wrong-password control: %v\n%s", bad.docErr, bad)
+	}
+	if len(bad.doc.Results) != len(pythonClients) {
+		t.Errorf("wrong-password control: %d results, want %d\n%s", len(bad.doc.Results), len(pythonClients), bad)
 	}
 	for _, r := range bad.doc.Results {
 		if r.OK || !(strings.Contains(r.Error, "407") || r.Status == 407 || (r.Client == "curl" && r.ExitCode == 56)) {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -54,7 +55,11 @@ func (r result) String() string {
 	if r.XViaMitm != nil {
 		via = strconv.Quote(*r.XViaMitm)
 	}
+	var compact bytes.Buffer
 	body := string(r.Body)
+	if json.Compact(&compact, r.Body) == nil {
+		body = compact.String()
+	}
 	if len(body) > 300 {
 		body = body[:300] + "..."
 	}
