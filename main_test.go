@@ -52,7 +52,8 @@ type result struct {
 	pid            int
 }
 
-// baseEnv is the clean environment every run starts from.
+// baseEnv is the clean environment every run starts from. KAI_CERT_DIRS
+// comes last, so that baseEnv(dir)[:3] leaves it at its default.
 func baseEnv(dir string) []string {
 	os.MkdirAll(dir+"/certs", 0o755)
 	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "KAI_CA_BUNDLE=" + dir + "/out/ca-bundle.pem", "KAI_CERT_DIRS=" + dir + "/certs"}
