@@ -1,0 +1,598 @@
+package entrypoint
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestParseCertFile(t *testing.T) {
+	ca, ca2, inter := genCA(t, "parse CA"), genCA(t, "parse CA 2"), (*testCert)(nil)
+	inter = genIntermediate(t, "parse intermediate", ca)
+	key := ecKeyPEM(t, ca.Key)
+	lines := func(b []byte) int { return bytes.Count(b, []byte("\n")) }
+	notACert := []byte("-----BEGIN CERTIFICATE-----\n" + b64([]byte{0x30, 0x03, 0x02, 0x01, 0x05}) + "\n-----END CERTIFICATE-----\n")
+	badB64 := []byte("-----BEGIN CERTIFICATE-----\nMIIC%%%%\n-----END CERTIFICATE-----\n")
+	badTrusted := []byte("-----BEGIN TRUSTED CERTIFICATE-----\n" + b64([]byte("not ASN.1 at all")) + "\n-----END TRUSTED CERTIFICATE-----\n")
+	const path = "/certs/corp/ca.pem"
+
+	tests := []struct {
+		name   string
+		data   []byte
+		want   []*testCert // in order
+		blocks []int       // Cert.Block of each
+		errs   []string    // exact error texts, in order
+	}{
+		{"one PEM certificate", ca.PEM(), []*testCert{ca}, []int{1}, nil},
+		{"chain in one file", concat(inter.PEM(), ca.PEM()), []*testCert{inter, ca}, []int{1, 2}, nil},
+		{"key then certificate (mitmproxy-ca.pem)", concat(key, ca.PEM()), []*testCert{ca}, []int{2}, nil},
+		{"DER certificate", ca.DER(), []*testCert{ca}, []int{0}, nil},
+		{"TRUSTED CERTIFICATE", trustedPEM(ca), []*testCert{ca}, []int{1}, nil},
+		{"X509 CERTIFICATE", bytes.ReplaceAll(ca.PEM(), []byte(" CERTIFICATE"), []byte(" X509 CERTIFICATE")), []*testCert{ca}, []int{1}, nil},
+		{"BOM, CRLF, concatenated, no final newline", bytes.TrimSuffix(concat([]byte("\xef\xbb\xbf"),
+			bytes.ReplaceAll(concat(bytes.TrimSuffix(ca.PEM(), []byte("\n")), ca2.PEM()), []byte("\n"), []byte("\r\n"))), []byte("\r\n")),
+			[]*testCert{ca, ca2}, []int{1, 2}, nil},
+		{"empty file", nil, nil, nil, nil},
+		{"README", []byte("Drop the corporate CA in this folder.\n"), nil, nil, nil},
+		{"key only", key, nil, nil, nil},
+		{"DH parameters only", dhParamsPEM(t), nil, nil, nil},
+		{"certificate request only", []byte("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"), nil, nil, nil},
+		{"binary starting with a SEQUENCE (.p12 stand-in)", []byte{0x30, 0x82, 0x0a, 0x01, 0x02, 0x01, 0x03, 0x30, 0x82}, nil, nil, nil},
+		{"DER with trailing bytes", concat(ca.DER(), []byte{0, 0}), nil, nil, nil},
+		{"bad base64 between good blocks", concat(ca.PEM(), badB64, ca2.PEM()), []*testCert{ca, ca2}, []int{1, 3}, []string{
+			fmt.Sprintf("%s: block 2 (CERTIFICATE, line %d): invalid base64 body", path, 1+lines(ca.PEM())),
+		}},
+		{"valid base64 that is not a certificate", concat(key, notACert), nil, nil, []string{
+			fmt.Sprintf("%s: block 2 (CERTIFICATE, line %d): not a valid certificate: malformed tbs certificate", path, 1+lines(key)),
+		}},
+		{"TRUSTED CERTIFICATE that is not ASN.1", badTrusted, nil, nil, []string{
+			path + ": block 1 (TRUSTED CERTIFICATE, line 1): not a valid certificate: bad ASN.1",
+		}},
+		{"unterminated certificate", concat(ca.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")), []*testCert{ca}, []int{1}, []string{
+			fmt.Sprintf("%s: block 2 (CERTIFICATE, line %d): no END line", path, 1+lines(ca.PEM())),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			certs, errs := parseCertFile(path, tt.data)
+			if got, want := errTexts(errs), tt.errs; strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("errors:\n got %q\nwant %q", got, want)
+			}
+			if len(certs) != len(tt.want) {
+				t.Fatalf("got %d certificates, want %d", len(certs), len(tt.want))
+			}
+			for i, c := range certs {
+				w := tt.want[i]
+				if !bytes.Equal(c.X509.Raw, w.DER()) {
+					t.Errorf("cert %d is %q, want %q", i, c.X509.Subject.CommonName, w.Cert.Subject.CommonName)
+				}
+				if c.Sum != sha256.Sum256(w.DER()) {
+					t.Errorf("cert %d: Sum is not the SHA-256 of the DER", i)
+				}
+				if c.Source != path || c.Block != tt.blocks[i] {
+					t.Errorf("cert %d from %s block %d, want %s block %d", i, c.Source, c.Block, path, tt.blocks[i])
+				}
+			}
+		})
+	}
+}
+
+// TestParseCertFile_OpenSSLTrustout reads a TRUSTED CERTIFICATE made by
+// `openssl x509 -trustout`, and checks that the hand-made one of the other
+// tests has the same shape.
+func TestParseCertFile_OpenSSLTrustout(t *testing.T) {
+	needOpenSSL(t)
+	ca := genCA(t, "trustout CA")
+	dir := t.TempDir()
+	in := filepath.Join(dir, "ca.pem")
+	writeFile(t, in, ca.PEM())
+	out := runOpenSSL(t, "x509", "-in", in, "-trustout", "-addtrust", "serverAuth", "-setalias", "test")
+	if !bytes.Contains(out, []byte("-----BEGIN TRUSTED CERTIFICATE-----")) {
+		t.Fatalf("openssl did not write a TRUSTED CERTIFICATE:\n%s", out)
+	}
+	if !bytes.Equal(out, trustedPEM(ca)) {
+		t.Errorf("trustedPEM differs from openssl's output:\n%s\nwant\n%s", trustedPEM(ca), out)
+	}
+	certs, errs := parseCertFile(in, out)
+	if len(errs) != 0 || len(certs) != 1 || !bytes.Equal(certs[0].X509.Raw, ca.DER()) {
+		t.Fatalf("got %d certificates, errors %v; want the CA", len(certs), errs)
+	}
+}
+
+// sourceCase is one KAI_CERT_DIRS layout.
+type sourceCase struct {
+	name  string
+	setup func(t *testing.T, dir string) (entry string)
+	// Expectations; paths relative to dir.
+	certs    []*testCert // in order
+	sources  []string    // Cert.Source of each
+	files    int
+	warnings []string // exact texts, in order
+	errs     []string // exact texts, in order
+	missing  bool
+}
+
+func TestReadSource(t *testing.T) {
+	a, b, c := genCA(t, "source A"), genCA(t, "source B"), genCA(t, "source C")
+	key := ecKeyPEM(t, a.Key)
+	lines := func(p []byte) int { return bytes.Count(p, []byte("\n")) }
+
+	tests := []sourceCase{
+		{
+			name: "Kubernetes ConfigMap mount",
+			setup: func(t *testing.T, dir string) string {
+				ts := filepath.Join(dir, "..2025_01_01_00_00_00.123")
+				writeFile(t, filepath.Join(ts, "ca.crt"), a.PEM())
+				writeFile(t, filepath.Join(ts, "corp.pem"), b.PEM())
+				symlink(t, "..2025_01_01_00_00_00.123", filepath.Join(dir, "..data"))
+				symlink(t, "..data/ca.crt", filepath.Join(dir, "ca.crt"))
+				symlink(t, "..data/corp.pem", filepath.Join(dir, "corp.pem"))
+				return dir
+			},
+			certs:   []*testCert{a, b},
+			sources: []string{"ca.crt", "corp.pem"},
+			files:   2,
+		},
+		{
+			name: "c_rehash hash links",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "ca.pem"), a.PEM())
+				writeFile(t, filepath.Join(dir, "zz-corp.pem"), b.PEM())
+				symlink(t, "ca.pem", filepath.Join(dir, "abcd1234.0"))
+				symlink(t, "zz-corp.pem", filepath.Join(dir, "ef567890.0"))
+				symlink(t, "zz-corp.pem", filepath.Join(dir, "ef567890.1"))
+				return dir
+			},
+			certs:   []*testCert{a, b},
+			sources: []string{"abcd1234.0", "ef567890.0"}, // the first name of each file, in name order
+			files:   2,
+		},
+		{
+			name: "hard link read once",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				if err := os.Link(filepath.Join(dir, "a.pem"), filepath.Join(dir, "b.pem")); err != nil {
+					t.Fatal(err)
+				}
+				return dir
+			},
+			certs: []*testCert{a}, sources: []string{"a.pem"}, files: 1,
+		},
+		{
+			name: "nested folders in name order, dot-names skipped",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "z.pem"), c.PEM())
+				writeFile(t, filepath.Join(dir, "sub", "deeper", "b.crt"), b.PEM())
+				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				writeFile(t, filepath.Join(dir, ".hidden.pem"), genCA(t, "hidden").PEM())
+				writeFile(t, filepath.Join(dir, ".git", "x.pem"), genCA(t, "hidden 2").PEM())
+				return dir
+			},
+			certs:   []*testCert{a, b, c},
+			sources: []string{"a.pem", "sub/deeper/b.crt", "z.pem"},
+			files:   3,
+		},
+		{
+			name: "single file entry",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "bundle.pem"), concat(a.PEM(), b.PEM()))
+				return filepath.Join(dir, "bundle.pem")
+			},
+			certs: []*testCert{a, b}, sources: []string{"bundle.pem", "bundle.pem"}, files: 1,
+		},
+		{
+			name: "entry is a symlink to a folder",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "real", "a.pem"), a.PEM())
+				symlink(t, "real", filepath.Join(dir, "link"))
+				return filepath.Join(dir, "link")
+			},
+			certs: []*testCert{a}, sources: []string{"link/a.pem"}, files: 1,
+		},
+		{
+			name: "missing entry",
+			setup: func(t *testing.T, dir string) string {
+				return filepath.Join(dir, "nope")
+			},
+			missing: true,
+		},
+		{
+			name: "entry is a broken symlink",
+			setup: func(t *testing.T, dir string) string {
+				symlink(t, "nowhere", filepath.Join(dir, "ca.pem"))
+				return filepath.Join(dir, "ca.pem")
+			},
+			missing: true,
+		},
+		{
+			name: "broken symlink in the folder",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				symlink(t, "gone.pem", filepath.Join(dir, "b.pem"))
+				return dir
+			},
+			certs: []*testCert{a}, sources: []string{"a.pem"}, files: 1,
+			warnings: []string{"b.pem: broken symlink, skipped"},
+		},
+		{
+			name: "symlink loop between folders",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "one", "a.pem"), a.PEM())
+				writeFile(t, filepath.Join(dir, "two", "b.pem"), b.PEM())
+				symlink(t, "../two", filepath.Join(dir, "one", "to-two"))
+				symlink(t, "../one", filepath.Join(dir, "two", "to-one"))
+				symlink(t, ".", filepath.Join(dir, "one", "self"))
+				return filepath.Join(dir, "one")
+			},
+			certs: []*testCert{a, b}, sources: []string{"one/a.pem", "one/to-two/b.pem"}, files: 2,
+		},
+		{
+			name: "README and key-only file warned by name",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "README.md"), []byte("# Certificates\nPut CA files here.\n"))
+				writeFile(t, filepath.Join(dir, "ca.pem"), a.PEM())
+				writeFile(t, filepath.Join(dir, "ca.key"), key)
+				return dir
+			},
+			certs: []*testCert{a}, sources: []string{"ca.pem"}, files: 3,
+			warnings: []string{"README.md: no certificate found, skipped", "ca.key: no certificate found, skipped"},
+		},
+		{
+			name: "corrupt blocks name the file and the block, other files still read",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				writeFile(t, filepath.Join(dir, "bad.pem"), concat(b.PEM(),
+					[]byte("-----BEGIN CERTIFICATE-----\nMIIC!!\n-----END CERTIFICATE-----\n"),
+					[]byte("-----BEGIN CERTIFICATE-----\n"+b64([]byte("valid base64, not DER"))+"\n-----END CERTIFICATE-----\n")))
+				writeFile(t, filepath.Join(dir, "c.pem"), c.PEM())
+				return dir
+			},
+			certs: []*testCert{a, b, c}, sources: []string{"a.pem", "bad.pem", "c.pem"}, files: 3,
+			errs: []string{
+				fmt.Sprintf("bad.pem: block 2 (CERTIFICATE, line %d): invalid base64 body", 1+lines(b.PEM())),
+				fmt.Sprintf("bad.pem: block 3 (CERTIFICATE, line %d): not a valid certificate: malformed certificate", 4+lines(b.PEM())),
+			},
+		},
+		{
+			name: "FIFO skipped unopened",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "b.pem"), b.PEM())
+				mkfifo(t, filepath.Join(dir, "a-pipe.pem"))
+				return dir
+			},
+			certs: []*testCert{b}, sources: []string{"b.pem"}, files: 1,
+			warnings: []string{"a-pipe.pem: not a regular file (" + fileKind(os.ModeNamedPipe) + "), skipped"},
+		},
+		{
+			name: "FIFO reached through a symlink",
+			setup: func(t *testing.T, dir string) string {
+				mkfifo(t, filepath.Join(dir, "real", "pipe"))
+				symlink(t, "real/pipe", filepath.Join(dir, "ca.pem"))
+				return filepath.Join(dir, "ca.pem")
+			},
+			warnings: []string{"ca.pem: not a regular file (" + fileKind(os.ModeNamedPipe) + "), skipped"},
+		},
+		{
+			name: "file over 4 MiB",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				big := concat(b.PEM(), bytes.Repeat([]byte("#"), maxCertFileSize+1-len(b.PEM())))
+				writeFile(t, filepath.Join(dir, "huge.pem"), big)
+				return dir
+			},
+			certs: []*testCert{a}, sources: []string{"a.pem"}, files: 1,
+			errs: []string{fmt.Sprintf("huge.pem: %d bytes, larger than the 4 MiB a certificate file may have", maxCertFileSize+1)},
+		},
+		{
+			name: "file of exactly 4 MiB",
+			setup: func(t *testing.T, dir string) string {
+				data := concat(b.PEM(), bytes.Repeat([]byte("#"), maxCertFileSize-len(b.PEM())))
+				writeFile(t, filepath.Join(dir, "big.pem"), data)
+				return dir
+			},
+			certs: []*testCert{b}, sources: []string{"big.pem"}, files: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			entry := tt.setup(t, dir)
+			r := readSourceWithin(t, entry, 10*time.Second)
+			rel := func(s string) string {
+				if r, err := filepath.Rel(dir, s); err == nil {
+					return r
+				}
+				return s
+			}
+			if r.Entry != entry || r.Missing != tt.missing || r.Files != tt.files {
+				t.Errorf("Entry %s, Missing %v, Files %d; want %s, %v, %d", r.Entry, r.Missing, r.Files, entry, tt.missing, tt.files)
+			}
+			var got []string
+			for _, w := range r.Warnings {
+				got = append(got, strings.TrimPrefix(w, dir+"/"))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.warnings, "\n") {
+				t.Errorf("warnings:\n got %q\nwant %q", got, tt.warnings)
+			}
+			got = nil
+			for _, e := range errTexts(r.Errs) {
+				got = append(got, strings.TrimPrefix(e, dir+"/"))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.errs, "\n") {
+				t.Errorf("errors:\n got %q\nwant %q", got, tt.errs)
+			}
+			if len(r.Certs) != len(tt.certs) {
+				t.Fatalf("got %d certificates %v, want %d", len(r.Certs), certNames(r.Certs), len(tt.certs))
+			}
+			for i, c := range r.Certs {
+				if c.Sum != tt.certs[i].Sum() || rel(c.Source) != tt.sources[i] {
+					t.Errorf("cert %d is %q from %s, want %q from %s", i, c.X509.Subject.CommonName, rel(c.Source),
+						tt.certs[i].Cert.Subject.CommonName, tt.sources[i])
+				}
+				if strings.Contains(c.Source, "/.") {
+					t.Errorf("cert %d read from a dot-name: %s", i, c.Source)
+				}
+			}
+			if want := !tt.missing && len(tt.errs) == 0 && len(tt.certs) > 0; r.ready() != want {
+				t.Errorf("ready() = %v, want %v", r.ready(), want)
+			}
+		})
+	}
+}
+
+// TestReadSource_MitmproxyConfdir mounts mitmproxy's whole confdir: the
+// CA's key and certificate in one file, the same certificate as .pem and as
+// .cer (PEM despite the name), DH parameters and two PKCS#12 files. The
+// bundle gets the certificate once and no key material.
+func TestReadSource_MitmproxyConfdir(t *testing.T) {
+	key := rsaKey(t)
+	ca := genCert(t, certSpec{CN: "mitmproxy", CA: true, Key: key})
+	keyPEM := rsaKeyPEM(key)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mitmproxy-ca.pem"), concat(keyPEM, ca.PEM()))
+	writeFile(t, filepath.Join(dir, "mitmproxy-ca-cert.pem"), ca.PEM())
+	writeFile(t, filepath.Join(dir, "mitmproxy-ca-cert.cer"), ca.PEM())
+	writeFile(t, filepath.Join(dir, "mitmproxy-dhparam.pem"), dhParamsPEM(t))
+	p12, p12cert := pkcs12Files(t, dir, keyPEM, ca.PEM())
+	writeFile(t, filepath.Join(dir, "mitmproxy-ca.p12"), p12)
+	writeFile(t, filepath.Join(dir, "mitmproxy-ca-cert.p12"), p12cert)
+
+	r := readSourceWithin(t, dir, 10*time.Second)
+	if len(r.Errs) != 0 || r.Files != 6 {
+		t.Fatalf("errors %v, %d files read; want none, 6", r.Errs, r.Files)
+	}
+	wantWarn := []string{
+		filepath.Join(dir, "mitmproxy-ca-cert.p12") + ": no certificate found, skipped",
+		filepath.Join(dir, "mitmproxy-ca.p12") + ": no certificate found, skipped",
+		filepath.Join(dir, "mitmproxy-dhparam.pem") + ": no certificate found, skipped",
+	}
+	if strings.Join(r.Warnings, "\n") != strings.Join(wantWarn, "\n") {
+		t.Errorf("warnings:\n got %q\nwant %q", r.Warnings, wantWarn)
+	}
+	if len(r.Certs) != 3 {
+		t.Fatalf("got %d certificates, want 3 (.cer, -cert.pem, ca.pem)", len(r.Certs))
+	}
+	kept, dups := dedupe(r.Certs, map[[sha256.Size]byte]bool{})
+	if len(kept) != 1 || dups != 2 || kept[0].Sum != ca.Sum() {
+		t.Fatalf("dedupe kept %d (dups %d), want the one mitmproxy CA", len(kept), dups)
+	}
+
+	sys, err := readSystemRoots("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := buildBundle(filepath.Join(dir, "out.pem"), sys, r.Certs)
+	if len(b.Extras) != 1 || b.Duplicates != 2 || b.Total() != 1 || !bytes.Equal(b.Data, ca.PEM()) {
+		t.Fatalf("bundle: %d extras, %d duplicates, %d total; want 1, 2, 1 and the CA's PEM", len(b.Extras), b.Duplicates, b.Total())
+	}
+	keyDER := key.N.Bytes()
+	if bytes.Contains(b.Data, []byte("PRIVATE KEY")) || bytes.Contains(b.Data, keyDER[:32]) ||
+		bytes.Contains(b.Data, []byte(b64(keyDERFromPEM(t, keyPEM))[64:128])) {
+		t.Fatal("the bundle holds key material")
+	}
+}
+
+// pkcs12Files returns mitmproxy-ca.p12 (key and certificate) and
+// mitmproxy-ca-cert.p12 (certificate only), made by openssl when it is
+// installed, else binary stand-ins that start like DER.
+func pkcs12Files(t *testing.T, dir string, keyPEM, certPEM []byte) (p12, p12cert []byte) {
+	t.Helper()
+	tmp := filepath.Join(dir, ".p12work")
+	writeFile(t, filepath.Join(tmp, "key.pem"), keyPEM)
+	writeFile(t, filepath.Join(tmp, "cert.pem"), certPEM)
+	defer os.RemoveAll(tmp)
+	if _, err := os.Stat("/usr/bin/openssl"); err != nil {
+		t.Log("openssl not installed: using binary stand-ins for the .p12 files")
+		return []byte{0x30, 0x82, 0x09, 0x9f, 0x02, 0x01, 0x03, 0x30, 0x82, 0x09, 0x65},
+			[]byte{0x30, 0x82, 0x04, 0x1b, 0x02, 0x01, 0x03, 0x30, 0x82, 0x03, 0xe1}
+	}
+	p12 = runOpenSSL(t, "pkcs12", "-export", "-in", filepath.Join(tmp, "cert.pem"), "-inkey", filepath.Join(tmp, "key.pem"), "-passout", "pass:")
+	p12cert = runOpenSSL(t, "pkcs12", "-export", "-nokeys", "-in", filepath.Join(tmp, "cert.pem"), "-passout", "pass:")
+	if len(p12) == 0 || p12[0] != 0x30 || len(p12cert) == 0 || p12cert[0] != 0x30 {
+		t.Fatal("openssl pkcs12 did not write DER")
+	}
+	return p12, p12cert
+}
+
+func keyDERFromPEM(t *testing.T, p []byte) []byte {
+	t.Helper()
+	blocks, _ := scanPEM(p, func(string) bool { return true })
+	if len(blocks) != 1 || blocks[0].Err != nil {
+		t.Fatal("bad key PEM")
+	}
+	return blocks[0].DER
+}
+
+func TestCheckCert(t *testing.T) {
+	t0 := time.Now().Truncate(time.Second)
+	day := 24 * time.Hour
+	ca := genCA(t, "check root")
+	sameName := genCert(t, certSpec{CN: "same name", CA: true})
+	date := func(d time.Time) string { return d.UTC().Format(time.DateOnly) }
+	const (
+		noteSelfSigned = "not a CA but self-signed: it is trusted as a pinned server certificate"
+		warnNotCA      = "not a CA and not self-signed: it will not help verification (add the CA that issued it)"
+	)
+	tests := []struct {
+		name string
+		cert *testCert
+		want []CertIssue
+	}{
+		{"normal CA", ca, nil},
+		{"intermediate CA", genIntermediate(t, "check inter", ca), nil},
+		{"expires in 31 days", genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(31 * day)}), nil},
+		{"expired", genCert(t, certSpec{CN: "x", CA: true, NotBefore: t0.Add(-400 * day), NotAfter: t0.Add(-2 * day)}),
+			[]CertIssue{{true, "expired on " + date(t0.Add(-2*day)) + " (still included)"}}},
+		{"not yet valid", genCert(t, certSpec{CN: "x", CA: true, NotBefore: t0.Add(3 * day), NotAfter: t0.Add(400 * day)}),
+			[]CertIssue{{true, "not valid before " + t0.Add(3*day).UTC().Format(time.DateTime) + " UTC (still included)"}}},
+		{"expires in 10 days", genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(10 * day)}),
+			[]CertIssue{{true, "expires in 10 days, on " + date(t0.Add(10*day))}}},
+		{"expires in 29 days", genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(29*day + time.Hour)}),
+			[]CertIssue{{true, "expires in 29 days, on " + date(t0.Add(29*day+time.Hour))}}},
+		{"expires in an hour", genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(time.Hour)}),
+			[]CertIssue{{true, "expires in 0 days, on " + date(t0.Add(time.Hour))}}},
+		{"self-signed, not a CA", genSelfSignedLeaf(t, "pinned.example"),
+			[]CertIssue{{false, noteSelfSigned}}},
+		{"not a CA, not self-signed", genLeaf(t, "server.example", ca),
+			[]CertIssue{{true, warnNotCA}}},
+		{"not a CA, issuer name equals subject but another key signed it", genCert(t, certSpec{CN: "same name", Parent: sameName}),
+			[]CertIssue{{true, warnNotCA}}},
+		{"expired self-signed server certificate", genCert(t, certSpec{CN: "old.example", NotBefore: t0.Add(-400 * day), NotAfter: t0.Add(-day)}),
+			[]CertIssue{{true, "expired on " + date(t0.Add(-day)) + " (still included)"}, {false, noteSelfSigned}}},
+		{"expiring leaf", genCert(t, certSpec{CN: "soon.example", NotAfter: t0.Add(10 * day), Parent: ca}),
+			[]CertIssue{{true, "expires in 10 days, on " + date(t0.Add(10*day))}, {true, warnNotCA}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := checkCert(tt.cert.Cert, t0)
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("got  %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCheckCert_Helpers checks that the certgen helpers make what their
+// names say, as checkCert sees them now.
+func TestCheckCert_Helpers(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		name string
+		cert *testCert
+		want string // substring of the only issue; "" for none
+	}{
+		{"genCA", genCA(t, "h"), ""},
+		{"genExpired", genExpired(t, "h"), "expired on"},
+		{"genNotYetValid", genNotYetValid(t, "h"), "not valid before"},
+		{"genExpiring 10 days", genExpiring(t, "h", 10*24*time.Hour), "expires in 9 days"},
+		{"genSelfSignedLeaf", genSelfSignedLeaf(t, "h"), "not a CA but self-signed"},
+		{"genLeaf", genLeaf(t, "h", genCA(t, "i")), "not a CA and not self-signed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := checkCert(tt.cert.Cert, now)
+			if tt.want == "" && len(got) != 0 || tt.want != "" && (len(got) != 1 || !strings.Contains(got[0].Text, tt.want)) {
+				t.Errorf("got %v, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDedupe(t *testing.T) {
+	a, b, c := genCA(t, "a"), genCA(t, "b"), genCA(t, "c")
+	cert := func(tc *testCert, src string) Cert {
+		return Cert{X509: tc.Cert, Sum: tc.Sum(), Source: src}
+	}
+	in := []Cert{cert(a, "1"), cert(b, "2"), cert(a, "3"), cert(c, "4"), cert(b, "5")}
+	tests := []struct {
+		name    string
+		seen    []*testCert
+		want    []string // sources kept
+		wantDup int
+	}{
+		{"empty seen", nil, []string{"1", "2", "4"}, 2},
+		{"c already seen", []*testCert{c}, []string{"1", "2"}, 3},
+		{"all seen", []*testCert{a, b, c}, nil, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen := map[[sha256.Size]byte]bool{}
+			for _, s := range tt.seen {
+				seen[s.Sum()] = true
+			}
+			kept, dups := dedupe(in, seen)
+			var got []string
+			for _, k := range kept {
+				got = append(got, k.Source)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) || dups != tt.wantDup {
+				t.Errorf("kept %v dups %d, want %v dups %d", got, dups, tt.want, tt.wantDup)
+			}
+			if len(seen) != 3 {
+				t.Errorf("seen has %d entries after dedupe, want 3", len(seen))
+			}
+		})
+	}
+}
+
+func TestCertFingerprint(t *testing.T) {
+	ca := genCA(t, "fp")
+	sum := ca.Sum()
+	c := Cert{X509: ca.Cert, Sum: sum}
+	if want := fmt.Sprintf("%x", sum[:])[:16]; c.Fingerprint() != want {
+		t.Errorf("Fingerprint() = %s, want %s", c.Fingerprint(), want)
+	}
+}
+
+// readSourceWithin runs readSource and fails the test if it has not
+// returned within d (a FIFO opened for reading would block forever).
+func readSourceWithin(t *testing.T, entry string, d time.Duration) sourceResult {
+	t.Helper()
+	ch := make(chan sourceResult, 1)
+	go func() { ch <- readSource(entry) }()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(d):
+		t.Fatalf("readSource(%s) did not return within %v", entry, d)
+		return sourceResult{}
+	}
+}
+
+// mkfifo makes a FIFO at path and, at cleanup, opens it for writing once
+// so that a reader blocked on it (a bug) is released.
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+}
+
+func errTexts(errs []error) []string {
+	var out []string
+	for _, e := range errs {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+func certNames(certs []Cert) []string {
+	var out []string
+	for _, c := range certs {
+		out = append(out, c.X509.Subject.CommonName)
+	}
+	return out
+}
