@@ -32,6 +32,9 @@ func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []P
 	for _, p := range proxies {
 		what = append(what, "proxy "+p.HostPort())
 	}
+	if len(what) == 0 {
+		return map[string]sourceResult{}, nil // KAI_WAIT with nothing listed to wait for
+	}
 	log.Info("waiting for sidecars", "timeout", d.String(), "for", strings.Join(what, ", "))
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d)
