@@ -1,0 +1,285 @@
+package entrypoint
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// swapCertFiles replaces the package's well-known bundle list for one test.
+func swapCertFiles(t *testing.T, files []string) {
+	t.Helper()
+	old := certFiles
+	certFiles = files
+	t.Cleanup(func() { certFiles = old })
+}
+
+func TestFindSystemBundle(t *testing.T) {
+	dir := t.TempDir()
+	sysA, sysB := filepath.Join(dir, "etc", "a.crt"), filepath.Join(dir, "etc", "b.crt")
+	custom := filepath.Join(dir, "custom.pem")
+	bundle := filepath.Join(dir, "out", "ca-bundle.pem")
+	notYet := filepath.Join(dir, "out", "not-written-yet.pem")
+	for _, f := range []string{sysA, sysB, custom, bundle} {
+		writeFile(t, f, genCA(t, filepath.Base(f)).PEM())
+	}
+	if err := os.Mkdir(filepath.Join(dir, "etc", "folder.crt"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, bundle, filepath.Join(dir, "link-to-bundle.pem"))
+	symlink(t, "out", filepath.Join(dir, "out-link"))
+	symlink(t, custom, filepath.Join(dir, "link-to-custom.pem"))
+	missing := filepath.Join(dir, "etc", "missing.crt")
+	notFile := func(f string) string {
+		return fmt.Sprintf("inherited SSL_CERT_FILE=%q is not a readable file; using the distribution's bundle for the system roots", f)
+	}
+
+	tests := []struct {
+		name     string
+		env      []string
+		bundle   string
+		files    []string // certFiles
+		want     string
+		warnings []string
+	}{
+		{"no SSL_CERT_FILE: first existing well-known file", nil, bundle, []string{missing, sysA, sysB}, sysA, nil},
+		{"well-known list skips a folder", nil, bundle, []string{filepath.Join(dir, "etc", "folder.crt"), sysB}, sysB, nil},
+		{"empty SSL_CERT_FILE counts as unset", []string{"SSL_CERT_FILE="}, bundle, []string{sysA}, sysA, nil},
+		{"inherited SSL_CERT_FILE", []string{"SSL_CERT_FILE=" + custom}, bundle, []string{sysA}, custom, nil},
+		{"inherited SSL_CERT_FILE is a symlink to another file", []string{"SSL_CERT_FILE=" + filepath.Join(dir, "link-to-custom.pem")},
+			bundle, []string{sysA}, filepath.Join(dir, "link-to-custom.pem"), nil},
+		{"first of duplicate SSL_CERT_FILE wins", []string{"SSL_CERT_FILE=" + custom, "SSL_CERT_FILE=" + bundle}, bundle, []string{sysA}, custom, nil},
+		{"SSL_CERT_FILE is our own bundle", []string{"SSL_CERT_FILE=" + bundle}, bundle, []string{missing, sysB}, sysB, nil},
+		{"SSL_CERT_FILE is our own bundle, unclean path", []string{"SSL_CERT_FILE=" + dir + "/out/./../out//ca-bundle.pem"}, bundle, []string{sysA}, sysA, nil},
+		{"SSL_CERT_FILE is a symlink to our own bundle", []string{"SSL_CERT_FILE=" + filepath.Join(dir, "link-to-bundle.pem")}, bundle, []string{sysA}, sysA, nil},
+		{"SSL_CERT_FILE reaches our own bundle through a symlinked folder", []string{"SSL_CERT_FILE=" + filepath.Join(dir, "out-link", "ca-bundle.pem")}, bundle, []string{sysA}, sysA, nil},
+		{"KAI_CA_BUNDLE is a symlink to SSL_CERT_FILE", []string{"SSL_CERT_FILE=" + bundle}, filepath.Join(dir, "link-to-bundle.pem"), []string{sysA}, sysA, nil},
+		{"SSL_CERT_FILE is our bundle, not written yet", []string{"SSL_CERT_FILE=" + notYet}, notYet, []string{sysA}, sysA, nil},
+		{"SSL_CERT_FILE is our bundle and nothing else exists", []string{"SSL_CERT_FILE=" + bundle}, bundle, []string{missing}, "", nil},
+		{"SSL_CERT_FILE missing", []string{"SSL_CERT_FILE=" + missing}, bundle, []string{sysA}, sysA, []string{notFile(missing)}},
+		{"SSL_CERT_FILE is a folder", []string{"SSL_CERT_FILE=" + dir}, bundle, []string{sysA}, sysA, []string{notFile(dir)}},
+		{"SSL_CERT_FILE missing and nothing else", []string{"SSL_CERT_FILE=" + missing}, bundle, []string{missing}, "", []string{notFile(missing)}},
+		{"nothing found", nil, bundle, []string{missing, filepath.Join(dir, "etc", "folder.crt")}, "", nil},
+		{"empty list", nil, bundle, nil, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			swapCertFiles(t, tt.files)
+			got, warnings := findSystemBundle(NewEnv(tt.env), tt.bundle, certFiles)
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+			if strings.Join(warnings, "\n") != strings.Join(tt.warnings, "\n") {
+				t.Errorf("warnings:\n got %q\nwant %q", warnings, tt.warnings)
+			}
+		})
+	}
+}
+
+// TestCertFiles_MatchesCryptoX509 checks certFiles against the list of the
+// Go release that builds the shim, which issue 3 says to follow.
+func TestCertFiles_MatchesCryptoX509(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "src", "crypto", "x509", "root_linux.go"))
+	if err != nil {
+		t.Skip("Go sources not installed:", err)
+	}
+	m := regexp.MustCompile(`(?s)var certFiles = \[\]string\{(.*?)\n\}`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("no certFiles in crypto/x509/root_linux.go")
+	}
+	var want []string
+	for _, q := range regexp.MustCompile(`"([^"]+)"`).FindAllSubmatch(m[1], -1) {
+		want = append(want, string(q[1]))
+	}
+	if fmt.Sprint(certFiles) != fmt.Sprint(want) {
+		t.Errorf("certFiles = %q\ncrypto/x509 has %q", certFiles, want)
+	}
+}
+
+func TestReadSystemRoots(t *testing.T) {
+	s1, s2, s3, s4 := genCA(t, "sys 1"), genCA(t, "sys 2"), genCA(t, "sys 3"), genCA(t, "sys 4")
+	crlf := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")) }
+	trim := func(b []byte) []byte { return bytes.TrimSuffix(b, []byte("\n")) }
+	badB64 := []byte("-----BEGIN CERTIFICATE-----\nMIIC###\n-----END CERTIFICATE-----\n")
+	badTrusted := []byte("-----BEGIN TRUSTED CERTIFICATE-----\n" + b64([]byte("zzzz")) + "\n-----END TRUSTED CERTIFICATE-----\n")
+	crl := []byte("-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n")
+	// lineOf is the line of the n-th (1-based) BEGIN in data.
+	lineOf := func(data []byte, n int) int {
+		off := 0
+		for i := 0; i < n; i++ {
+			j := bytes.Index(data[off:], []byte("-----BEGIN "))
+			off += j + 1
+		}
+		return 1 + bytes.Count(data[:off], []byte("\n"))
+	}
+
+	tests := []struct {
+		name     string
+		data     []byte
+		want     []*testCert
+		warnings func(path string, data []byte) []string
+	}{
+		{"clean bundle", concat(s1.PEM(), s2.PEM()), []*testCert{s1, s2}, nil},
+		{"empty file", nil, nil, nil},
+		{"messy framing: BOM, comments, CRLF, concatenated, no final newline",
+			concat([]byte("\xef\xbb\xbf# RHEL-style header\r\n\r\n"), crlf(s1.PEM()), []byte("# sys 2\n"),
+				trim(s2.PEM()), trim(trustedPEM(s3)), crlf(trim(s4.PEM()))),
+			[]*testCert{s1, s2, s3, s4}, nil},
+		{"duplicates dropped silently, first kept", concat(s1.PEM(), s2.PEM(), s1.PEM(), trustedPEM(s2), s3.PEM()),
+			[]*testCert{s1, s2, s3}, nil},
+		{"other blocks skipped", concat(crl, s1.PEM(), ecKeyPEM(t, s1.Key), s2.PEM()), []*testCert{s1, s2}, nil},
+		{"broken base64 dropped with a warning", concat(s1.PEM(), badB64, s2.PEM(), badTrusted),
+			[]*testCert{s1, s2}, func(path string, data []byte) []string {
+				return []string{
+					fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 2)),
+					fmt.Sprintf("system bundle %s: block 4 (TRUSTED CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 4)),
+				}
+			}},
+		{"unterminated last block dropped with a warning", concat(s1.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")),
+			[]*testCert{s1}, func(path string, data []byte) []string {
+				return []string{fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 2))}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "ca-certificates.crt")
+			writeFile(t, path, tt.data)
+			s, err := readSystemRoots(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []byte
+			for _, c := range tt.want {
+				want = append(want, c.PEM()...)
+			}
+			if s.Path != path || s.Count != len(tt.want) || !bytes.Equal(s.PEM, want) {
+				t.Errorf("Path %s Count %d PEM:\n%s\nwant %s, %d:\n%s", s.Path, s.Count, s.PEM, path, len(tt.want), want)
+			}
+			var wantWarn []string
+			if tt.warnings != nil {
+				wantWarn = tt.warnings(path, tt.data)
+			}
+			if strings.Join(s.Warnings, "\n") != strings.Join(wantWarn, "\n") {
+				t.Errorf("warnings:\n got %q\nwant %q", s.Warnings, wantWarn)
+			}
+			if len(s.sums) != len(tt.want) {
+				t.Errorf("%d sums, want %d", len(s.sums), len(tt.want))
+			}
+			for _, c := range tt.want {
+				if !s.sums[c.Sum()] {
+					t.Errorf("sums lacks %q", c.Cert.Subject.CommonName)
+				}
+			}
+			checkFraming(t, s.PEM, len(tt.want))
+		})
+	}
+}
+
+func TestReadSystemRoots_NoPath(t *testing.T) {
+	s, err := readSystemRoots("")
+	if err != nil || s.Path != "" || s.Count != 0 || len(s.PEM) != 0 || len(s.Warnings) != 0 || s.sums == nil {
+		t.Fatalf("got %+v, %v; want an empty set of roots", s, err)
+	}
+}
+
+func TestReadSystemRoots_Unreadable(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ name, path, want string }{
+		{"missing", filepath.Join(dir, "nope.crt"), "reading system bundle " + filepath.Join(dir, "nope.crt") + ": no such file or directory"},
+		{"folder", dir, "reading system bundle " + dir + ": is a directory"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := readSystemRoots(tt.path)
+			if err == nil || err.Error() != tt.want || s != nil {
+				t.Fatalf("got %v, %v; want error %q", s, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestReadSystemRoots_Debian reads the real system bundle and compares
+// with encoding/pem and crypto/x509 reading it independently.
+func TestReadSystemRoots_Debian(t *testing.T) {
+	const path = "/etc/ssl/certs/ca-certificates.crt"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Skip(err)
+	}
+	var want []byte
+	seen := map[[sha256.Size]byte]bool{}
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" || seen[sha256.Sum256(b.Bytes)] {
+			continue
+		}
+		seen[sha256.Sum256(b.Bytes)] = true
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			t.Errorf("system certificate does not parse: %v", err)
+		}
+		want = append(want, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b.Bytes})...)
+	}
+	s, err := readSystemRoots(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Count != len(seen) || !bytes.Equal(s.PEM, want) || len(s.Warnings) != 0 {
+		t.Fatalf("Count %d, %d bytes, warnings %q; want %d certificates, %d bytes", s.Count, len(s.PEM), s.Warnings, len(seen), len(want))
+	}
+	if s.Count < 100 {
+		t.Errorf("only %d system roots", s.Count)
+	}
+	checkFraming(t, s.PEM, s.Count)
+	t.Logf("%s: %d roots, %d bytes in, %d out", path, s.Count, len(data), len(s.PEM))
+}
+
+// checkFraming checks that data is n CERTIFICATE blocks and nothing else:
+// LF line ends, 64-column base64, no blank line, a final newline; and
+// that every block parses.
+func checkFraming(t *testing.T, data []byte, n int) {
+	t.Helper()
+	if n == 0 {
+		if len(data) != 0 {
+			t.Errorf("%d bytes, want none", len(data))
+		}
+		return
+	}
+	if bytes.ContainsRune(data, '\r') || !bytes.HasSuffix(data, []byte("-----END CERTIFICATE-----\n")) ||
+		!bytes.HasPrefix(data, []byte("-----BEGIN CERTIFICATE-----\n")) || bytes.Contains(data, []byte("\n\n")) {
+		t.Errorf("unclean framing:\n%q", data)
+	}
+	line := regexp.MustCompile(`^(-----(BEGIN|END) CERTIFICATE-----|[A-Za-z0-9+/=]{1,64})$`)
+	for i, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if !line.MatchString(l) {
+			t.Errorf("line %d: %q", i+1, l)
+			break
+		}
+	}
+	got := 0
+	for rest := data; len(rest) > 0; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			t.Errorf("%d bytes pem.Decode cannot read", len(rest))
+			break
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); b.Type != "CERTIFICATE" || len(b.Headers) != 0 || err != nil {
+			t.Errorf("block %d: %s, %v", got+1, b.Type, err)
+		}
+		got++
+	}
+	if got != n {
+		t.Errorf("%d blocks, want %d", got, n)
+	}
+}
