@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -134,9 +135,7 @@ func runSuite(m *testing.M) int {
 	S.dir = dir
 	defer os.RemoveAll(dir)
 
-	if S.setupErr == nil {
-		S.setupErr = checkDependencies()
-	}
+	S.setupErr = errors.Join(S.setupErr, checkDependencies())
 	if S.setupErr == nil {
 		if err := setupServers(); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: setup:", err)
@@ -153,11 +152,12 @@ func runSuite(m *testing.M) int {
 }
 
 // requireSuite stops the test when the suite could not be set up: a failure
-// in CI (CI=true) or when kai-entrypoint does not build, a skip otherwise.
+// in CI (CI=true, or any true value of strconv.ParseBool) or when
+// kai-entrypoint does not build, a skip otherwise.
 func requireSuite(t *testing.T) {
 	t.Helper()
 	if S.setupErr != nil {
-		if os.Getenv("CI") == "true" {
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
 			t.Fatalf("end-to-end dependency missing (CI=true, so this is a failure): %v", S.setupErr)
 		}
 		t.Skipf("end-to-end dependency missing: %v", S.setupErr)
