@@ -398,3 +398,36 @@ func TestStandinServeProbeAndSIGTERM(t *testing.T) {
 		t.Errorf("the stand-in exited %d after SIGTERM, want 0\n%s", p.exitCode, run.withOutput(p))
 	}
 }
+
+// Real environments are not clean: this machine presets SSL_CERT_FILE,
+// REQUESTS_CA_BUNDLE and friends to the system bundle, and a stale proxy
+// may be set in either case (Python and curl prefer lowercase, Go
+// uppercase). kai-entrypoint must override them all, and must give a proxy
+// written without a scheme one (aiohttp rejects a bare host:port). An
+// inherited NO_PROXY is left out: kai-entrypoint keeps its entries.
+func TestOverridesAndNormalises(t *testing.T) {
+	requireSuite(t)
+	m := sharedMitm(t)
+	models := S.upstream.URL("/v1/models")
+	stale := "http://127.0.0.1:9" // discard port: nothing listens
+	preset := vars{
+		"HTTP_PROXY": stale, "http_proxy": stale, "HTTPS_PROXY": stale, "https_proxy": stale,
+		"SSL_CERT_DIR": "/etc/ssl/certs",
+	}
+	for _, name := range []string{"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+		"NODE_EXTRA_CA_CERTS", "PIP_CERT", "GIT_SSL_CAINFO", "HTTPLIB2_CA_CERTS", "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE"} {
+		preset[name] = systemBundle
+	}
+	for _, tc := range []struct {
+		name, scenario string
+		env            vars
+	}{
+		{"preset variables", "overrides preset vars", proxyEnv(t, m.proxyURL(nil)).with(preset)},
+		{"schemeless proxy", "proxy without scheme", proxyEnv(t, m.addr())},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := runClients(t, tc.env.with(vars{"KAI_CERT_DIRS": m.confdir}), models)
+			expectOK(t, c, tc.scenario, models, "1")
+		})
+	}
+}

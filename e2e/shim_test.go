@@ -169,6 +169,21 @@ func runClients(t *testing.T, env vars, urls ...string) *clientsRun {
 
 func (c *clientsRun) runs() []*shimRun { return []*shimRun{c.py, c.golang} }
 
+// showIfFailed logs kai-entrypoint's stderr (its log, then the client's
+// stderr) for each run not shown yet, if the test has failed.
+func (c *clientsRun) showIfFailed(t *testing.T) {
+	t.Helper()
+	if !t.Failed() {
+		return
+	}
+	for _, run := range c.runs() {
+		if !run.shown {
+			run.shown = true
+			t.Logf("kai-entrypoint exit %d, env %q, argv %q\n--- stderr ---\n%s", run.exitCode, run.env.list(), run.argv, run.stderr)
+		}
+	}
+}
+
 // find returns client's result for url, or fails the test saying why
 // there is none.
 func (c *clientsRun) find(t *testing.T, client, url string) (result, bool) {
@@ -219,6 +234,7 @@ func expectOK(t *testing.T, c *clientsRun, scenario, url, stamp string) {
 		}
 		record(client, scenario, ok)
 	}
+	c.showIfFailed(t)
 }
 
 func via(stamp string) string {
@@ -264,6 +280,7 @@ func expectCertError(t *testing.T, c *clientsRun, scenario, url string) {
 		}
 		record(client, scenario, ok)
 	}
+	c.showIfFailed(t)
 }
 
 // flowsFor returns the lines of a mitmdump log that mention hostPort.
