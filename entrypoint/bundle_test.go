@@ -1,0 +1,765 @@
+package entrypoint
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestBuildBundle(t *testing.T) {
+	s1, s2 := genCA(t, "system 1"), genCA(t, "system 2")
+	e1, e2, e3 := genCA(t, "extra 1"), genCA(t, "extra 2"), genCA(t, "extra 3")
+	sysPath := filepath.Join(t.TempDir(), "system.crt")
+	writeFile(t, sysPath, concat(s1.PEM(), s2.PEM()))
+	cert := func(c *testCert, src string) Cert { return Cert{X509: c.Cert, Sum: c.Sum(), Source: src} }
+	noSys, err := readSystemRoots("")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name      string
+		sys       string // system bundle path; "" for none
+		extras    []Cert
+		want      []*testCert // the bundle's certificates, in order
+		wantExtra []string    // sources of Extras
+		inSystem  []string    // sources of InSystem
+		dups      int
+	}{
+		{"system first, then extras in the given order", sysPath,
+			[]Cert{cert(e3, "c.pem"), cert(e1, "a.pem"), cert(e2, "b.pem")},
+			[]*testCert{s1, s2, e3, e1, e2}, []string{"c.pem", "a.pem", "b.pem"}, nil, 0},
+		{"extra already in the system bundle goes to InSystem", sysPath,
+			[]Cert{cert(e1, "a.pem"), cert(s2, "corp/s2.pem"), cert(e2, "b.pem")},
+			[]*testCert{s1, s2, e1, e2}, []string{"a.pem", "b.pem"}, []string{"corp/s2.pem"}, 0},
+		{"duplicates counted once each, first kept", sysPath,
+			[]Cert{cert(e1, "a.pem"), cert(s2, "s2.pem"), cert(e1, "copy/a.pem"), cert(e2, "b.pem"), cert(s2, "copy/s2.pem"), cert(e1, "a.cer")},
+			[]*testCert{s1, s2, e1, e2}, []string{"a.pem", "b.pem"}, []string{"s2.pem"}, 3},
+		{"every extra in the system bundle", sysPath,
+			[]Cert{cert(s1, "s1.pem"), cert(s2, "s2.pem")},
+			[]*testCert{s1, s2}, nil, []string{"s1.pem", "s2.pem"}, 0},
+		{"no system bundle", "",
+			[]Cert{cert(e2, "b.pem"), cert(e1, "a.pem"), cert(e2, "b2.pem")},
+			[]*testCert{e2, e1}, []string{"b.pem", "a.pem"}, nil, 1},
+		{"no extras", sysPath, nil, []*testCert{s1, s2}, nil, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := noSys
+			if tt.sys != "" {
+				if sys, err = readSystemRoots(tt.sys); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const out = "/tmp/kai-entrypoint/ca-bundle.pem"
+			b := buildBundle(out, sys, tt.extras)
+			var want []byte
+			for _, c := range tt.want {
+				want = append(want, c.PEM()...)
+			}
+			if !bytes.Equal(b.Data, want) {
+				t.Errorf("Data:\n%s\nwant (%s):\n%s", b.Data, subjects(tt.want), want)
+			}
+			if b.Path != out || b.SystemPath != tt.sys || b.System != sys.Count || b.Total() != len(tt.want) || b.Duplicates != tt.dups {
+				t.Errorf("Path %s SystemPath %q System %d Total %d Duplicates %d; want %s %q %d %d %d",
+					b.Path, b.SystemPath, b.System, b.Total(), b.Duplicates, out, tt.sys, sys.Count, len(tt.want), tt.dups)
+			}
+			if got := sources(b.Extras); fmt.Sprint(got) != fmt.Sprint(tt.wantExtra) {
+				t.Errorf("Extras from %v, want %v", got, tt.wantExtra)
+			}
+			if got := sources(b.InSystem); fmt.Sprint(got) != fmt.Sprint(tt.inSystem) {
+				t.Errorf("InSystem from %v, want %v", got, tt.inSystem)
+			}
+			checkFraming(t, b.Data, b.Total())
+			if again := buildBundle(out, sys, tt.extras); !bytes.Equal(again.Data, b.Data) {
+				t.Error("the same inputs gave different bytes")
+			}
+		})
+	}
+}
+
+// TestBuildBundle_MessyInputs reads a folder of every awkward input form
+// with the real system bundle, and checks that Go and OpenSSL read every
+// certificate of the result, and that OpenSSL verifies a server certificate
+// against it.
+func TestBuildBundle_MessyInputs(t *testing.T) {
+	root := genCA(t, "messy root")
+	inter := genIntermediate(t, "messy intermediate", root)
+	leaf := genLeaf(t, "server.messy.test", inter)
+	bom, crlf, cat1, cat2, der, trusted := genCA(t, "bom"), genCA(t, "crlf"), genCA(t, "cat 1"), genCA(t, "cat 2"), genCA(t, "der"), genCA(t, "trusted")
+	dir := t.TempDir()
+	certs := filepath.Join(dir, "certs")
+	writeFile(t, filepath.Join(certs, "01-bom.pem"), concat([]byte("\xef\xbb\xbf"), bom.PEM()))
+	writeFile(t, filepath.Join(certs, "02-crlf.crt"), bytes.ReplaceAll(crlf.PEM(), []byte("\n"), []byte("\r\n")))
+	writeFile(t, filepath.Join(certs, "03-cat.pem"), concat(bytes.TrimSuffix(cat1.PEM(), []byte("\n")), bytes.TrimSuffix(cat2.PEM(), []byte("\n"))))
+	writeFile(t, filepath.Join(certs, "04-der.cer"), der.DER())
+	writeFile(t, filepath.Join(certs, "05-trusted.pem"), trustedPEM(trusted))
+	writeFile(t, filepath.Join(certs, "06-chain.pem"), concat([]byte("subject=/CN=messy intermediate\n"), inter.PEM(), []byte("\nsubject=/CN=messy root\n"), root.PEM()))
+	writeFile(t, filepath.Join(certs, "07-key.pem"), ecKeyPEM(t, root.Key))
+	writeFile(t, filepath.Join(certs, "08-copy.pem"), bom.PEM())
+	wantExtras := []*testCert{bom, crlf, cat1, cat2, der, trusted, inter, root}
+
+	sysPath, _ := findSystemBundle(NewEnv(nil), filepath.Join(dir, "out.pem"), certFiles)
+	sys, err := readSystemRoots(sysPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := readSource(certs)
+	if len(r.Errs) != 0 || len(r.Certs) != 9 {
+		t.Fatalf("readSource: %d certificates, errors %v", len(r.Certs), r.Errs)
+	}
+	b := buildBundle(filepath.Join(dir, "out.pem"), sys, r.Certs)
+	if len(b.Extras) != len(wantExtras) || b.Duplicates != 1 || b.Total() != sys.Count+len(wantExtras) {
+		t.Fatalf("%d extras, %d duplicates, total %d", len(b.Extras), b.Duplicates, b.Total())
+	}
+	for i, c := range b.Extras {
+		if c.Sum != wantExtras[i].Sum() {
+			t.Errorf("extra %d is %q, want %q", i, c.X509.Subject.CommonName, wantExtras[i].Cert.Subject.CommonName)
+		}
+	}
+	if !bytes.HasPrefix(b.Data, sys.PEM) {
+		t.Error("the bundle does not start with the system roots")
+	}
+	checkFraming(t, b.Data, b.Total())
+	if bytes.Contains(b.Data, []byte("TRUSTED CERTIFICATE-----")) || bytes.Contains(b.Data, []byte(" KEY-----")) {
+		t.Error("the bundle holds a TRUSTED CERTIFICATE or a key block")
+	}
+	// Go: every extra is a usable root.
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b.Data) {
+		t.Fatal("AppendCertsFromPEM found nothing")
+	}
+	if _, err := leaf.Cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "server.messy.test"}); err != nil {
+		t.Errorf("the leaf does not verify against the bundle: %v", err)
+	}
+
+	out := filepath.Join(dir, "out.pem")
+	if _, err := writeAtomic(out, b.Data); err != nil {
+		t.Fatal(err)
+	}
+	if got := opensslCount(t, out); got != b.Total() {
+		t.Errorf("OpenSSL reads %d certificates of %d", got, b.Total())
+	}
+	leafPath := filepath.Join(dir, "leaf.pem")
+	writeFile(t, leafPath, leaf.PEM())
+	if got := runOpenSSL(t, "verify", "-CAfile", out, leafPath); string(got) != leafPath+": OK\n" {
+		t.Errorf("openssl verify: %q", got)
+	}
+}
+
+// opensslCount is the number of certificates OpenSSL reads from a PEM
+// file, by two routes; a corrupt block makes both fail.
+func opensslCount(t *testing.T, path string) int {
+	t.Helper()
+	p7 := filepath.Join(t.TempDir(), "bundle.p7b")
+	runOpenSSL(t, "crl2pkcs7", "-nocrl", "-certfile", path, "-out", p7)
+	n := bytes.Count(runOpenSSL(t, "pkcs7", "-in", p7, "-print_certs", "-noout"), []byte("subject="))
+	out := runOpenSSL(t, "storeutl", "-certs", "-noout", path)
+	if want := fmt.Sprintf("Total found: %d\n", n); !bytes.HasSuffix(out, []byte(want)) {
+		t.Errorf("openssl storeutl: %q, want %q", out[max(0, len(out)-40):], want)
+	}
+	return n
+}
+
+func TestWriteAtomic(t *testing.T) {
+	data := concat(genCA(t, "w1").PEM(), genCA(t, "w2").PEM())
+	other := genCA(t, "w3").PEM()
+	umask := readUmask(t)
+	const longAgo = 1000000000 // 2001
+
+	t.Run("creates missing folders 0755 and the file 0644", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "a", "b", "ca-bundle.pem")
+		written, err := writeAtomic(path, data)
+		if err != nil || !written {
+			t.Fatalf("got %v, %v", written, err)
+		}
+		checkFile(t, path, data, 0o644)
+		for _, d := range []string{filepath.Join(dir, "a"), filepath.Join(dir, "a", "b")} {
+			if fi, err := os.Stat(d); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755&^umask {
+				t.Errorf("%s: %v %v, want a folder %v", d, fi.Mode(), err, 0o755&^umask)
+			}
+		}
+		noTemp(t, filepath.Join(dir, "a", "b"), "ca-bundle.pem")
+	})
+
+	t.Run("identical file left alone", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ca.pem")
+		if _, err := writeAtomic(path, data); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Unix(longAgo, 0)
+		if err := os.Chtimes(path, old, old); err != nil {
+			t.Fatal(err)
+		}
+		before := statT(t, path)
+		written, err := writeAtomic(path, data)
+		if err != nil || written {
+			t.Fatalf("got %v, %v; want false, nil", written, err)
+		}
+		after := statT(t, path)
+		if after.Ino != before.Ino || after.Mtim != before.Mtim || after.Ctim != before.Ctim {
+			t.Errorf("file touched: inode %d→%d, mtime %v→%v", before.Ino, after.Ino, before.Mtim, after.Mtim)
+		}
+		noTemp(t, dir, "ca.pem")
+	})
+
+	t.Run("identical bytes with another mode rewritten 0644", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ca.pem")
+		writeFile(t, path, data)
+		if err := os.Chmod(path, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if written, err := writeAtomic(path, data); err != nil || !written {
+			t.Fatalf("got %v, %v; want true, nil", written, err)
+		}
+		checkFile(t, path, data, 0o644)
+	})
+
+	t.Run("changed content replaced by rename, not in place", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ca.pem")
+		writeFile(t, path, other)
+		// A reader holding the old file (here, a hard link) keeps the old bytes whole.
+		if err := os.Link(path, filepath.Join(dir, "held-open")); err != nil {
+			t.Fatal(err)
+		}
+		before := statT(t, path)
+		if written, err := writeAtomic(path, data); err != nil || !written {
+			t.Fatalf("got %v, %v; want true, nil", written, err)
+		}
+		checkFile(t, path, data, 0o644)
+		checkFile(t, filepath.Join(dir, "held-open"), other, 0o644)
+		if statT(t, path).Ino == before.Ino {
+			t.Error("the target was rewritten in place")
+		}
+		noTemp(t, dir, "ca.pem", "held-open")
+	})
+
+	for _, tt := range []struct {
+		name   string
+		victim []byte // what the planted symlink points at; nil: nothing
+	}{
+		{"symlink planted at the target replaced, not followed", []byte("precious\n")},
+		{"symlink to a file with the same bytes replaced", data},
+		{"dangling symlink at the target replaced", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			victim := filepath.Join(dir, "elsewhere", "victim")
+			if tt.victim != nil {
+				writeFile(t, victim, tt.victim)
+				if err := os.Chmod(victim, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(dir, "out", "ca.pem")
+			if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			symlink(t, victim, path)
+			if written, err := writeAtomic(path, data); err != nil || !written {
+				t.Fatalf("got %v, %v; want true, nil", written, err)
+			}
+			if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+				t.Fatalf("target is %v, %v; want a regular file", fi.Mode(), err)
+			}
+			checkFile(t, path, data, 0o644)
+			if tt.victim != nil {
+				checkFile(t, victim, tt.victim, 0o600)
+			} else if _, err := os.Lstat(victim); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the dangling symlink's target was created: %v", err)
+			}
+			noTemp(t, filepath.Dir(path), "ca.pem")
+		})
+	}
+
+	for _, tt := range []struct {
+		name  string
+		setup func(t *testing.T, dir string) (path string)
+		cause string // the error's cause
+		list  string // the folder to check for temporary files
+		keep  []string
+	}{
+		{"target is a folder", func(t *testing.T, dir string) string {
+			writeFile(t, filepath.Join(dir, "ca.pem", "inside"), other)
+			return filepath.Join(dir, "ca.pem")
+		}, "file exists", ".", []string{"ca.pem"}},
+		{"parent is a regular file", func(t *testing.T, dir string) string {
+			writeFile(t, filepath.Join(dir, "tmp"), other)
+			return filepath.Join(dir, "tmp", "kai", "ca.pem")
+		}, "not a directory", ".", []string{"tmp"}},
+		{"parent is a regular file, one level", func(t *testing.T, dir string) string {
+			writeFile(t, filepath.Join(dir, "tmp"), other)
+			return filepath.Join(dir, "tmp", "ca.pem")
+		}, "not a directory", ".", []string{"tmp"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := tt.setup(t, dir)
+			written, err := writeAtomic(path, data)
+			if written || err == nil {
+				t.Fatalf("got %v, %v; want an error", written, err)
+			}
+			checkWriteError(t, err, path, tt.cause)
+			noTemp(t, filepath.Join(dir, tt.list), tt.keep...)
+		})
+	}
+}
+
+// TestWriteAtomic_ReadOnlyMount writes to a tmpfs that is then remounted
+// read only, in a private mount namespace: as root, a chmod 0555 folder
+// would not stop the write.
+func TestWriteAtomic_ReadOnlyMount(t *testing.T) {
+	data, newData := genCA(t, "ro 1").PEM(), genCA(t, "ro 2").PEM()
+	mnt := t.TempDir()
+	path := filepath.Join(mnt, "ca-bundle.pem")
+	type result struct {
+		unchangedWritten bool
+		unchangedErr     error
+		changedErr       error
+		subErr           error
+		names            []string
+		content          []byte
+	}
+	var res result
+	err := inMountNamespace(func() error {
+		if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0755"); err != nil {
+			return errSkip{err}
+		}
+		if _, err := writeAtomic(path, data); err != nil {
+			return err
+		}
+		if err := syscall.Mount("", mnt, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+			return errSkip{err}
+		}
+		res.unchangedWritten, res.unchangedErr = writeAtomic(path, data)
+		_, res.changedErr = writeAtomic(path, newData)
+		_, res.subErr = writeAtomic(filepath.Join(mnt, "kai", "ca-bundle.pem"), newData)
+		entries, err := os.ReadDir(mnt)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			res.names = append(res.names, e.Name())
+		}
+		res.content, err = os.ReadFile(path)
+		return err
+	})
+	skipOrFatal(t, err)
+	if res.unchangedWritten || res.unchangedErr != nil {
+		t.Errorf("unchanged bundle on a read-only folder: %v, %v; want false, nil", res.unchangedWritten, res.unchangedErr)
+	}
+	checkWriteError(t, res.changedErr, path, "read-only file system")
+	checkWriteError(t, res.subErr, filepath.Join(mnt, "kai", "ca-bundle.pem"), "read-only file system")
+	if fmt.Sprint(res.names) != "[ca-bundle.pem]" || !bytes.Equal(res.content, data) {
+		t.Errorf("folder holds %v, target %d bytes; want only the old bundle", res.names, len(res.content))
+	}
+}
+
+// TestWriteAtomic_DiskFull fills a small tmpfs: the write fails, the old
+// bundle stays whole and no temporary file is left.
+func TestWriteAtomic_DiskFull(t *testing.T) {
+	old := genCA(t, "full").PEM()
+	huge := bytes.Repeat(old, 200) // about 120 KiB, on a 64 KiB tmpfs
+	mnt := t.TempDir()
+	path := filepath.Join(mnt, "ca-bundle.pem")
+	var names []string
+	var content []byte
+	var written bool
+	var werr error
+	err := inMountNamespace(func() error {
+		if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=64k,mode=0755"); err != nil {
+			return errSkip{err}
+		}
+		if _, err := writeAtomic(path, old); err != nil {
+			return err
+		}
+		written, werr = writeAtomic(path, huge)
+		entries, err := os.ReadDir(mnt)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		content, err = os.ReadFile(path)
+		return err
+	})
+	skipOrFatal(t, err)
+	if written {
+		t.Error("written = true")
+	}
+	checkWriteError(t, werr, path, "no space left on device")
+	if fmt.Sprint(names) != "[ca-bundle.pem]" || !bytes.Equal(content, old) {
+		t.Errorf("folder holds %v, target %d bytes; want only the old bundle", names, len(content))
+	}
+}
+
+// TestWriteAtomic_NonRootUID writes as an arbitrary non-root UID, as on
+// OpenShift: fine in a folder it may write (an emptyDir), an error naming
+// the path in a read-only folder, and an identical bundle there is left
+// alone. Only the test's own thread changes its credentials.
+func TestWriteAtomic_NonRootUID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch UID")
+	}
+	const uid = 1000770000 // an OpenShift-style UID with no passwd entry
+	data := genCA(t, "uid").PEM()
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rw := filepath.Join(dir, "emptydir")
+	ro := filepath.Join(dir, "readonly")
+	for _, d := range []string{rw, ro} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(rw, 0o777|fs.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	baked := filepath.Join(ro, "baked.pem")
+	writeFile(t, baked, data)
+
+	type attempt struct {
+		path    string
+		written bool
+		err     error
+	}
+	var got []attempt
+	err := onThreadAs(uid, func() {
+		for _, p := range []string{
+			filepath.Join(rw, "ca-bundle.pem"),
+			filepath.Join(rw, "kai", "sub", "ca-bundle.pem"),
+			filepath.Join(ro, "ca-bundle.pem"),
+			filepath.Join(ro, "kai", "ca-bundle.pem"),
+			baked,
+		} {
+			w, err := writeAtomic(p, data)
+			got = append(got, attempt{p, w, err})
+		}
+	})
+	if err != nil {
+		t.Skip("cannot switch the thread's UID:", err)
+	}
+	for i, a := range got[:2] {
+		if a.err != nil || !a.written {
+			t.Errorf("%d: %s: %v, %v", i, a.path, a.written, a.err)
+			continue
+		}
+		checkFile(t, a.path, data, 0o644)
+		if st := statT(t, a.path); st.Uid != uid {
+			t.Errorf("%s owned by %d, want %d", a.path, st.Uid, uid)
+		}
+	}
+	checkWriteError(t, got[2].err, got[2].path, "permission denied")
+	checkWriteError(t, got[3].err, got[3].path, "permission denied")
+	if got[4].written || got[4].err != nil {
+		t.Errorf("identical baked bundle in a read-only folder: %v, %v; want false, nil", got[4].written, got[4].err)
+	}
+	noTemp(t, ro, "baked.pem")
+	noTemp(t, rw, "ca-bundle.pem", "kai")
+}
+
+// errSkip marks a failure to set up a namespace or mount: skip, not fail.
+type errSkip struct{ err error }
+
+func (e errSkip) Error() string { return e.err.Error() }
+
+func skipOrFatal(t *testing.T, err error) {
+	t.Helper()
+	var s errSkip
+	if errors.As(err, &s) {
+		t.Skip("no private mount namespace or tmpfs here:", s.err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// inMountNamespace runs f on a thread of its own in a private mount
+// namespace. The thread stays locked, so it exits with the goroutine and
+// nothing else ever runs in the namespace or sees its mounts.
+func inMountNamespace(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := syscall.Unshare(syscall.CLONE_NEWNS); err != nil {
+			errc <- errSkip{err}
+			return
+		}
+		if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+			errc <- errSkip{err}
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// onThreadAs runs f on a thread of its own whose credentials are uid/gid
+// uid with no supplementary groups. The raw syscalls change that thread
+// only (glibc and Go's syscall.Setuid change every thread); it stays
+// locked and dies with the goroutine.
+func onThreadAs(uid int, f func()) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		for _, c := range [][4]uintptr{
+			{syscall.SYS_SETGROUPS, 0, 0, 0},
+			{syscall.SYS_SETRESGID, uintptr(uid), uintptr(uid), uintptr(uid)},
+			{syscall.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)},
+		} {
+			if _, _, errno := syscall.RawSyscall(c[0], c[1], c[2], c[3]); errno != 0 {
+				errc <- errno
+				return
+			}
+		}
+		f()
+		errc <- nil
+	}()
+	return <-errc
+}
+
+func checkWriteError(t *testing.T, err error, path, cause string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: no error, want one about %q", path, cause)
+		return
+	}
+	prefix := fmt.Sprintf("KAI_CA_BUNDLE=%q: cannot write the CA bundle: ", path)
+	const suffix = "; set KAI_CA_BUNDLE to a file in a writable folder (for example an emptyDir or tmpfs on /tmp)"
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) || !strings.HasSuffix(msg, suffix) || !strings.Contains(msg, cause) {
+		t.Errorf("error %q\nwant %q ... %q ... %q", msg, prefix, cause, suffix)
+	}
+}
+
+// noTemp fails unless dir holds exactly the names keep.
+func noTemp(t *testing.T, dir string, keep ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	slices.Sort(keep)
+	if fmt.Sprint(names) != fmt.Sprint(keep) {
+		t.Errorf("%s holds %q, want %q", dir, names, keep)
+	}
+}
+
+func checkFile(t *testing.T, path string, data []byte, mode fs.FileMode) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != mode || !bytes.Equal(got, data) {
+		t.Errorf("%s: %v, %d bytes; want a regular file %v with the %d bytes expected", path, fi.Mode(), len(got), mode, len(data))
+	}
+}
+
+func statT(t *testing.T, path string) *syscall.Stat_t {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t)
+}
+
+// readUmask reads the process umask without changing it.
+func readUmask(t *testing.T) fs.FileMode {
+	t.Helper()
+	status, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "Umask:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return fs.FileMode(m)
+				}
+			}
+		}
+	}
+	t.Log("umask unknown, assuming 022")
+	return 0o022
+}
+
+func sources(certs []Cert) []string {
+	var out []string
+	for _, c := range certs {
+		out = append(out, c.Source)
+	}
+	return out
+}
+
+func subjects(certs []*testCert) []string {
+	var out []string
+	for _, c := range certs {
+		out = append(out, c.Cert.Subject.CommonName)
+	}
+	return out
+}
+
+// Benchmarks, for the README's per-operation costs:
+//
+//	go test -run '^$' -bench 'SystemRoots|ParseCertFile|BuildBundle|WriteAtomic' -benchmem ./entrypoint/
+
+const debianBundle = "/etc/ssl/certs/ca-certificates.crt"
+
+// BenchmarkReadSystemRoots reads and re-frames Debian's system bundle
+// without X.509 parsing, as the shim does at every start.
+func BenchmarkReadSystemRoots(b *testing.B) {
+	if _, err := os.Stat(debianBundle); err != nil {
+		b.Skip(err)
+	}
+	var n int
+	for b.Loop() {
+		s, err := readSystemRoots(debianBundle)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = s.Count
+	}
+	b.ReportMetric(float64(n), "certs")
+}
+
+// BenchmarkSystemRootsFullParse is what full X.509 parsing of the same
+// bundle would cost instead (issue 3: only if it costs nothing).
+func BenchmarkSystemRootsFullParse(b *testing.B) {
+	data, err := os.ReadFile(debianBundle)
+	if err != nil {
+		b.Skip(err)
+	}
+	for b.Loop() {
+		data, err := os.ReadFile(debianBundle)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for rest := data; ; {
+			var blk *pem.Block
+			blk, rest = pem.Decode(rest)
+			if blk == nil {
+				break
+			}
+			if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	_ = data
+}
+
+// BenchmarkParseCertFile parses one extra CA file: a single PEM
+// certificate, the same as DER, and a file of 10.
+func BenchmarkParseCertFile(b *testing.B) {
+	key := rsaKey(b)
+	one := genCert(b, certSpec{CN: "bench", CA: true, Key: key})
+	var ten []byte
+	for i := range 10 {
+		ten = append(ten, genCert(b, certSpec{CN: fmt.Sprint("bench ", i), CA: true, Key: key}).PEM()...)
+	}
+	for _, bc := range []struct {
+		name string
+		data []byte
+		want int
+	}{
+		{"PEM-1", one.PEM(), 1},
+		{"DER-1", one.DER(), 1},
+		{"PEM-10", ten, 10},
+		{"key+PEM-1", concat(rsaKeyPEM(key), one.PEM()), 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.data)))
+			for b.Loop() {
+				certs, errs := parseCertFile("/certs/bench.pem", bc.data)
+				if len(certs) != bc.want || len(errs) != 0 {
+					b.Fatalf("%d certs, %v", len(certs), errs)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBuildBundle joins Debian's roots and 3 extra CAs.
+func BenchmarkBuildBundle(b *testing.B) {
+	sys, err := readSystemRoots(debianBundle)
+	if err != nil {
+		b.Skip(err)
+	}
+	var extras []Cert
+	for i := range 3 {
+		c := genCA(b, fmt.Sprint("extra ", i))
+		extras = append(extras, Cert{X509: c.Cert, Sum: sha256.Sum256(c.DER())})
+	}
+	for b.Loop() {
+		buildBundle("/tmp/x", sys, extras)
+	}
+}
+
+// BenchmarkWriteAtomic writes a Debian-sized bundle: unchanged (the usual
+// restart) and changed.
+func BenchmarkWriteAtomic(b *testing.B) {
+	sys, err := readSystemRoots(debianBundle)
+	if err != nil {
+		b.Skip(err)
+	}
+	path := filepath.Join(b.TempDir(), "ca-bundle.pem")
+	b.Run("unchanged", func(b *testing.B) {
+		if _, err := writeAtomic(path, sys.PEM); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if w, err := writeAtomic(path, sys.PEM); err != nil || w {
+				b.Fatal(w, err)
+			}
+		}
+	})
+	b.Run("changed", func(b *testing.B) {
+		alt := append(append([]byte(nil), sys.PEM...), sys.PEM[:2000]...)
+		if _, err := writeAtomic(path, sys.PEM); err != nil {
+			b.Fatal(err)
+		}
+		d := sys.PEM
+		for b.Loop() {
+			if bytes.Equal(d, sys.PEM) {
+				d = alt
+			} else {
+				d = sys.PEM
+			}
+			if w, err := writeAtomic(path, d); err != nil || !w {
+				b.Fatal(w, err)
+			}
+		}
+	})
+}
