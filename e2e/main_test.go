@@ -83,7 +83,9 @@ func reexecInNamespace() (int, error) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		return 0, errors.New("unshare not found (Debian package: util-linux)")
 	}
-	dir, err := os.MkdirTemp("", "kai-e2e-hosts-")
+	// Everything the suite writes goes under dir (TMPDIR for the re-run
+	// binary), removed here even if that binary panics or times out.
+	dir, err := os.MkdirTemp("", "kai-e2e-")
 	if err != nil {
 		return 0, err
 	}
@@ -108,7 +110,7 @@ func reexecInNamespace() (int, error) {
 			"(needs root and util-linux's unshare): %v: %s", err, bytes.TrimSpace(out))
 	}
 	cmd := exec.Command(prefix[0], append(append(prefix[1:], self), os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), "KAI_E2E_HOSTS="+hosts, nsMarker+"=1")
+	cmd.Env = append(os.Environ(), "KAI_E2E_HOSTS="+hosts, nsMarker+"=1", "TMPDIR="+dir)
 	// If this process is killed (go test's own timeout), unshare gets
 	// SIGKILL and --kill-child takes the namespace down with it. The
 	// parent-death signal belongs to the forking thread: keep it alive.

@@ -97,9 +97,9 @@ func verifiedTable() string {
 				failed = append(failed, s)
 			}
 		}
-		res := "pass (" + strings.Join(passed, ", ") + ")"
+		res := "pass: " + strings.Join(passed, ", ")
 		if len(failed) > 0 {
-			res = "**FAIL** (" + strings.Join(failed, ", ") + ")"
+			res = "**FAIL**: " + strings.Join(failed, ", ")
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.label, version, row.reads, res)
 	}
