@@ -347,7 +347,8 @@ func TestStandinServeProbeAndSIGTERM(t *testing.T) {
 	requireSuite(t)
 	m := sharedMitm(t)
 	env := proxyEnv(t, m.proxyURL(nil)).with(vars{"KAI_CERT_DIRS": m.confdir})
-	p, run := startShim(t, env, t.TempDir(), python, S.standin, "serve", "--host", "127.0.0.1", "--port", "0")
+	models := S.upstream.URL("/v1/models")
+	p, run := startShim(t, env, t.TempDir(), python, S.standin, "serve", "--host", "127.0.0.1", "--port", "0", "--url", models)
 	if !p.stdout.waitFor("listening on", 20*time.Second, p.done) {
 		t.Fatalf("the stand-in did not start serving\n%s", run.withOutput(p))
 	}
@@ -368,23 +369,37 @@ func TestStandinServeProbeAndSIGTERM(t *testing.T) {
 		t.Errorf("GET /health: HTTP %d, want 200", resp.StatusCode)
 	}
 
-	models := S.upstream.URL("/v1/models")
-	resp, err = client.Get(base + "/probe?url=" + url.QueryEscape(models))
-	if err != nil {
-		t.Fatalf("GET /probe: %v", err)
-	}
-	var doc report
-	err = json.NewDecoder(resp.Body).Decode(&doc)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatalf("GET /probe: body: %v", err)
-	}
-	if resp.StatusCode != 200 || !doc.OK || len(doc.Results) != len(pythonClients) {
-		t.Errorf("GET /probe: HTTP %d ok=%v with %d results, want 200, true, %d", resp.StatusCode, doc.OK, len(doc.Results), len(pythonClients))
-	}
-	for _, r := range doc.Results {
-		if !r.OK || r.XViaMitm == nil || *r.XViaMitm != "1" {
-			t.Errorf("client %s via /probe: want HTTP 200 with x_via_mitm=\"1\", got %s", r.Client, r)
+	// /probe with the --url given at start, every client; then with
+	// ?url= and ?client= overriding them.
+	chat := S.upstream.URL("/v1/chat/completions")
+	for _, q := range []struct {
+		query   string
+		clients []string
+		url     string
+	}{
+		{"", pythonClients, models},
+		{"?url=" + url.QueryEscape(chat) + "&client=curl&client=aiohttp", []string{"curl", "aiohttp"}, chat},
+	} {
+		resp, err = client.Get(base + "/probe" + q.query)
+		if err != nil {
+			t.Fatalf("GET /probe%s: %v", q.query, err)
+		}
+		var doc report
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("GET /probe%s: body: %v", q.query, err)
+		}
+		if resp.StatusCode != 200 || !doc.OK || len(doc.Results) != len(q.clients) {
+			t.Errorf("GET /probe%s: HTTP %d ok=%v with %d results, want 200, true, %d", q.query, resp.StatusCode, doc.OK, len(doc.Results), len(q.clients))
+		}
+		for i, r := range doc.Results {
+			if i < len(q.clients) && r.Client != q.clients[i] || r.URL != q.url {
+				t.Errorf("GET /probe%s: result %d is client %s for %s, want %v for %s", q.query, i, r.Client, r.URL, q.clients, q.url)
+			}
+			if !r.OK || r.XViaMitm == nil || *r.XViaMitm != "1" {
+				t.Errorf("client %s via /probe%s: want HTTP 200 with x_via_mitm=\"1\", got %s", r.Client, q.query, r)
+			}
 		}
 	}
 
