@@ -253,18 +253,19 @@ func TestWriteAtomic(t *testing.T) {
 
 	for _, tt := range []struct {
 		name   string
-		victim []byte // what the planted symlink points at; nil: nothing
+		victim []byte      // what the planted symlink points at; nil: nothing
+		mode   fs.FileMode // the victim's mode
 	}{
-		{"symlink planted at the target replaced, not followed", []byte("precious\n")},
-		{"symlink to a file with the same bytes replaced", data},
-		{"dangling symlink at the target replaced", nil},
+		{"symlink planted at the target replaced, not followed", []byte("precious\n"), 0o600},
+		{"symlink to a 0644 file with the same bytes replaced", data, 0o644},
+		{"dangling symlink at the target replaced", nil, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			victim := filepath.Join(dir, "elsewhere", "victim")
 			if tt.victim != nil {
 				writeFile(t, victim, tt.victim)
-				if err := os.Chmod(victim, 0o600); err != nil {
+				if err := os.Chmod(victim, tt.mode); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -281,7 +282,7 @@ func TestWriteAtomic(t *testing.T) {
 			}
 			checkFile(t, path, data, 0o644)
 			if tt.victim != nil {
-				checkFile(t, victim, tt.victim, 0o600)
+				checkFile(t, victim, tt.victim, tt.mode)
 			} else if _, err := os.Lstat(victim); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("the dangling symlink's target was created: %v", err)
 			}
