@@ -40,8 +40,9 @@ func isCertType(t string) bool {
 //   - text between blocks is ignored;
 //   - "-----END X----------BEGIN Y-----" (files concatenated without a
 //     newline) is two lines;
-//   - a block whose base64 does not decode, or that has no END line, is
-//     returned with Err set instead of being skipped.
+//   - a block whose base64 does not decode, or that has no END line before
+//     the next BEGIN or the end of the data, is returned with Err set
+//     instead of being skipped; the next block is still found.
 //
 // Only blocks for which decode(type) is true have their body decoded, so
 // that private keys are never even held in memory as bytes.
@@ -88,6 +89,15 @@ func scanPEM(data []byte, decode func(string) bool) (blocks []pemBlock, sawBegin
 				cur = &pemBlock{Type: string(rest[:j]), Index: len(blocks) + 1, Line: lineNo}
 				line = bytes.TrimLeft(rest[j+len(dashes):], " \t")
 				continue
+			}
+			if j := bytes.Index(line, beginMark); j >= 0 {
+				if i := bytes.Index(line, endMark); i < 0 || j < i {
+					// A new block starts before this one ended: this one
+					// is unterminated, and must not swallow the next.
+					finish(errors.New("no END line"))
+					line = line[j:]
+					continue
+				}
 			}
 			if i := bytes.Index(line, endMark); i >= 0 {
 				body = appendBase64(body, line[:i])

@@ -94,6 +94,18 @@ func TestScanPEM(t *testing.T) {
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), nil, "no END line"},
 		}, true},
+		{"unterminated key before a certificate", concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), p1), []wantBlock{
+			{"RSA PRIVATE KEY", 1, nil, "no END line"},
+			{"CERTIFICATE", 3, ca1.DER(), ""},
+		}, true},
+		{"unterminated certificate before another", concat(bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n"), p1), []wantBlock{
+			{"CERTIFICATE", 1, nil, "no END line"},
+			{"CERTIFICATE", 3, ca1.DER(), ""},
+		}, true},
+		{"unterminated block, BEGIN later on the line", concat([]byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI"), p1), []wantBlock{
+			{"EC PRIVATE KEY", 1, nil, "no END line"},
+			{"CERTIFICATE", 2, ca1.DER(), ""},
+		}, true},
 		{"END of another type", []byte("-----BEGIN CERTIFICATE-----\n" + b64(ca1.DER()) + "\n-----END X509 CRL-----\n"), []wantBlock{
 			{"CERTIFICATE", 1, nil, `END line says "X509 CRL"`},
 		}, true},

@@ -143,6 +143,10 @@ func TestReadSystemRoots(t *testing.T) {
 					fmt.Sprintf("system bundle %s: block 4 (TRUSTED CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 4)),
 				}
 			}},
+		{"unterminated block in the middle dropped, the next kept", concat(s1.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n"), s2.PEM()),
+			[]*testCert{s1, s2}, func(path string, data []byte) []string {
+				return []string{fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 2))}
+			}},
 		{"unterminated last block dropped with a warning", concat(s1.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")),
 			[]*testCert{s1}, func(path string, data []byte) []string {
 				return []string{fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 2))}
