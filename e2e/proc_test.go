@@ -95,11 +95,16 @@ func (v vars) with(kv vars) vars {
 	return out
 }
 
-func startProc(name string, env vars, argv ...string) (*proc, error) {
+// startProc starts argv with env. With merge, stderr goes to the stdout
+// buffer too, so that one offset into it marks a point in time.
+func startProc(name string, env vars, merge bool, argv ...string) (*proc, error) {
 	p := &proc{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = env.list()
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if merge {
+		p.cmd.Stderr = &p.stdout
+	}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.cmd.WaitDelay = 2 * time.Second
 	if err := p.cmd.Start(); err != nil {
@@ -117,7 +122,7 @@ func startProc(name string, env vars, argv ...string) (*proc, error) {
 // failed, its output is logged, unless name is "" (the caller shows it).
 func startT(t *testing.T, name string, env vars, argv ...string) *proc {
 	t.Helper()
-	p, err := startProc(cmp.Or(name, argv[0]), env, argv...)
+	p, err := startProc(cmp.Or(name, argv[0]), env, false, argv...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +221,7 @@ func startMitm(o mitmOpts) (*mitm, error) {
 		// The flow log is read while mitmdump runs: no block buffering.
 		"PYTHONUNBUFFERED": "1",
 	}
-	p, err := startProc("mitmdump", env, argv...)
+	p, err := startProc("mitmdump", env, true, argv...)
 	if err != nil {
 		return nil, fmt.Errorf("%w (Debian package: mitmproxy)", err)
 	}
@@ -239,10 +244,10 @@ func (m *mitm) waitReady(timeout time.Duration) error {
 			}
 		}
 		if !m.running() {
-			return fmt.Errorf("mitmdump exited (code %d) before it was ready:\n%s%s", m.exitCode, m.stdout.String(), m.stderr.String())
+			return fmt.Errorf("mitmdump exited (code %d) before it was ready:\n%s", m.exitCode, m.log())
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("mitmdump not ready after %s (CA: %v, port: %v):\n%s%s", timeout, caErr, dialErr, m.stdout.String(), m.stderr.String())
+			return fmt.Errorf("mitmdump not ready after %s (CA: %v, port: %v):\n%s", timeout, caErr, dialErr, m.log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -269,8 +274,8 @@ func (m *mitm) caCert() (*x509.Certificate, error) {
 	return x509.ParseCertificate(block.Bytes)
 }
 
-// log returns mitmdump's output so far (its flow log).
-func (m *mitm) log() string { return m.stdout.String() + m.stderr.String() }
+// log returns mitmdump's output so far (its flow log, stderr included).
+func (m *mitm) log() string { return m.stdout.String() }
 
 var shared struct {
 	once sync.Once
