@@ -212,3 +212,44 @@ func equalDERs(a, b [][]byte) bool {
 	}
 	return true
 }
+
+// FuzzScanPEM_Separators puts any text without "-----" before and between
+// two certificates, with CRLF, a BOM and a missing newline between the
+// files as options: both certificates are always found, and nothing else.
+// `go test` runs the seeds; fuzz with
+//
+//	go test -run '^$' -fuzz FuzzScanPEM_Separators ./entrypoint/
+func FuzzScanPEM_Separators(f *testing.F) {
+	a, b := genCA(f, "fuzz a"), genCA(f, "fuzz b")
+	f.Add([]byte("# corporate roots\n"), []byte("\n"), false, false, false)
+	f.Add([]byte("Bag Attributes\n    localKeyID: 01\nsubject=/CN=x\n"), []byte("issuer=/CN=y\n"), true, true, true)
+	f.Add([]byte("text with no newline"), []byte("  \t"), false, true, true)
+	f.Add([]byte("Proc-Type: 4,ENCRYPTED\n\n"), []byte("MIIB\n"), true, false, false)
+	f.Fuzz(func(t *testing.T, sep1, sep2 []byte, crlf, bom, joined bool) {
+		if bytes.Contains(sep1, []byte("-----")) || bytes.Contains(sep2, []byte("-----")) {
+			t.Skip()
+		}
+		pa := a.PEM()
+		if joined {
+			pa = bytes.TrimSuffix(pa, []byte("\n"))
+		}
+		data := concat(sep1, pa, sep2, b.PEM())
+		if crlf {
+			data = bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
+		}
+		if bom {
+			data = append([]byte("\xef\xbb\xbf"), data...)
+		}
+		blocks, _ := scanPEM(data, isCertType)
+		var got [][]byte
+		for _, bl := range blocks {
+			if bl.Err != nil {
+				t.Fatalf("%s: %v in %q", bl.Pos(), bl.Err, data)
+			}
+			got = append(got, bl.DER)
+		}
+		if !equalDERs(got, [][]byte{a.DER(), b.DER()}) {
+			t.Fatalf("got %d blocks from %q", len(got), data)
+		}
+	})
+}
