@@ -41,6 +41,7 @@ func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []P
 	defer cancel()
 	dialer := net.Dialer{Timeout: time.Second}
 	results := map[string]sourceResult{}
+	lastDialErr := map[string]string{}
 	for {
 		var missing []error
 		for _, s := range sources {
@@ -56,7 +57,12 @@ func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []P
 		for _, p := range proxies {
 			c, err := dialer.DialContext(ctx, "tcp", p.HostPort())
 			if err != nil {
-				missing = append(missing, fmt.Errorf("%s: proxy %s does not accept connections: %v", p.Var, p.HostPort(), dialCause(err)))
+				reason := dialCause(err)
+				if ctx.Err() != nil && lastDialErr[p.Var] != "" {
+					reason = lastDialErr[p.Var] // cut short by the deadline: say why it failed before
+				}
+				lastDialErr[p.Var] = reason
+				missing = append(missing, fmt.Errorf("%s: proxy %s does not accept connections: %v", p.Var, p.HostPort(), reason))
 				continue
 			}
 			c.Close()
