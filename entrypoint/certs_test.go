@@ -213,6 +213,32 @@ func TestReadSource(t *testing.T) {
 			missing: true,
 		},
 		{
+			name: "entry below a regular file",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				return filepath.Join(dir, "a.pem", "sub")
+			},
+			errs: []string{`KAI_CERT_DIRS entry "a.pem/sub": not a directory`},
+		},
+		{
+			name: "entry is a self-looping symlink",
+			setup: func(t *testing.T, dir string) string {
+				symlink(t, "loop", filepath.Join(dir, "loop"))
+				return filepath.Join(dir, "loop")
+			},
+			errs: []string{`KAI_CERT_DIRS entry "loop": too many levels of symbolic links`},
+		},
+		{
+			name: "self-looping symlink in the folder",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				symlink(t, "loop.pem", filepath.Join(dir, "loop.pem"))
+				return dir
+			},
+			certs: []*testCert{a}, sources: []string{"a.pem"}, files: 1,
+			errs: []string{"loop.pem: too many levels of symbolic links"},
+		},
+		{
 			name: "broken symlink in the folder",
 			setup: func(t *testing.T, dir string) string {
 				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
@@ -317,14 +343,14 @@ func TestReadSource(t *testing.T) {
 			}
 			var got []string
 			for _, w := range r.Warnings {
-				got = append(got, strings.TrimPrefix(w, dir+"/"))
+				got = append(got, strings.ReplaceAll(w, dir+"/", ""))
 			}
 			if strings.Join(got, "\n") != strings.Join(tt.warnings, "\n") {
 				t.Errorf("warnings:\n got %q\nwant %q", got, tt.warnings)
 			}
 			got = nil
 			for _, e := range errTexts(r.Errs) {
-				got = append(got, strings.TrimPrefix(e, dir+"/"))
+				got = append(got, strings.ReplaceAll(e, dir+"/", ""))
 			}
 			if strings.Join(got, "\n") != strings.Join(tt.errs, "\n") {
 				t.Errorf("errors:\n got %q\nwant %q", got, tt.errs)
@@ -345,6 +371,53 @@ func TestReadSource(t *testing.T) {
 				t.Errorf("ready() = %v, want %v", r.ready(), want)
 			}
 		})
+	}
+}
+
+// TestReadSource_Unreadable reads as a non-root UID (root reads
+// everything): an unreadable folder or file is an error naming it, not a
+// missing entry and not a skipped file.
+func TestReadSource_Unreadable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch UID")
+	}
+	a, b := genCA(t, "readable"), genCA(t, "locked")
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+	writeFile(t, filepath.Join(dir, "locked", "b.pem"), b.PEM())
+	writeFile(t, filepath.Join(dir, "secret.pem"), b.PEM())
+	if err := os.Chmod(filepath.Join(dir, "locked"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "secret.pem"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var folder, inside sourceResult
+	if err := onThreadAs(1000770000, func() {
+		folder = readSource(dir)
+		inside = readSource(filepath.Join(dir, "locked", "b.pem"))
+	}); err != nil {
+		t.Skip("cannot switch the thread's UID:", err)
+	}
+	wantErrs := []string{
+		"reading folder " + filepath.Join(dir, "locked") + ": permission denied",
+		"reading " + filepath.Join(dir, "secret.pem") + ": permission denied",
+	}
+	if got := errTexts(folder.Errs); strings.Join(got, "\n") != strings.Join(wantErrs, "\n") {
+		t.Errorf("errors:\n got %q\nwant %q", got, wantErrs)
+	}
+	if len(folder.Certs) != 1 || folder.Certs[0].Sum != a.Sum() || folder.Files != 1 || len(folder.Warnings) != 0 || folder.ready() {
+		t.Errorf("got %d certificates from %d files, warnings %q, ready %v; want the readable one, 1 file, none, false",
+			len(folder.Certs), folder.Files, folder.Warnings, folder.ready())
+	}
+	want := fmt.Sprintf("KAI_CERT_DIRS entry %q: permission denied", filepath.Join(dir, "locked", "b.pem"))
+	if inside.Missing || strings.Join(errTexts(inside.Errs), "\n") != want {
+		t.Errorf("entry in an unreadable folder: Missing %v, errors %q; want %q", inside.Missing, errTexts(inside.Errs), want)
 	}
 }
 

@@ -32,6 +32,9 @@ func TestScanPEM(t *testing.T) {
 	}{
 		{"empty", nil, nil, false},
 		{"README text", []byte("Put the company CA here.\nSee the wiki.\n"), nil, false},
+		{"BEGIN without closing dashes is text", concat([]byte("-----BEGIN CERTIFICATE\n"), p1), []wantBlock{
+			{"CERTIFICATE", 2, ca1.DER(), ""},
+		}, true},
 		{"one block", p1, []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, true},
 		{"two blocks", concat(p1, p2), []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
