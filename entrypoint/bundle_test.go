@@ -290,6 +290,36 @@ func TestWriteAtomic(t *testing.T) {
 		})
 	}
 
+	t.Run("FIFO planted at the target replaced unopened", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ca.pem")
+		if err := syscall.Mkfifo(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			written bool
+			err     error
+		}
+		done := make(chan result, 1)
+		go func() {
+			w, err := writeAtomic(path, data)
+			done <- result{w, err}
+		}()
+		select {
+		case r := <-done:
+			if r.err != nil || !r.written {
+				t.Fatalf("got %v, %v; want true, nil", r.written, r.err)
+			}
+		case <-time.After(10 * time.Second):
+			if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				f.Close() // release the reader
+			}
+			t.Fatal("writeAtomic opened the FIFO")
+		}
+		checkFile(t, path, data, 0o644)
+		noTemp(t, dir, "ca.pem")
+	})
+
 	for _, tt := range []struct {
 		name  string
 		setup func(t *testing.T, dir string) (path string)

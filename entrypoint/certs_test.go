@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -305,6 +306,27 @@ func TestReadSource(t *testing.T) {
 				return filepath.Join(dir, "ca.pem")
 			},
 			warnings: []string{"ca.pem: not a regular file (" + fileKind(os.ModeNamedPipe) + "), skipped"},
+		},
+		{
+			name: "socket and device skipped unopened",
+			setup: func(t *testing.T, dir string) string {
+				writeFile(t, filepath.Join(dir, "b.pem"), b.PEM())
+				l, err := net.Listen("unix", filepath.Join(dir, "agent.sock"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { l.Close() })
+				// A character device like /dev/zero: reading it would never end.
+				if err := syscall.Mknod(filepath.Join(dir, "zero.pem"), syscall.S_IFCHR|0o644, 1<<8|5); err != nil {
+					t.Skip("mknod:", err)
+				}
+				return dir
+			},
+			certs: []*testCert{b}, sources: []string{"b.pem"}, files: 1,
+			warnings: []string{
+				"agent.sock: not a regular file (" + fileKind(os.ModeSocket) + "), skipped",
+				"zero.pem: not a regular file (" + fileKind(os.ModeDevice|os.ModeCharDevice) + "), skipped",
+			},
 		},
 		{
 			name: "file over 4 MiB",
