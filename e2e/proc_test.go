@@ -170,6 +170,11 @@ func (p *proc) stop() {
 	syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
+// startBudget is how long a process may take to get ready. mitmdump
+// needs 1-2 s here, but a 2-core machine shared with container builds has
+// been seen to run 15 times slower.
+const startBudget = 60 * time.Second
+
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -291,7 +296,7 @@ func sharedMitm(t *testing.T) *mitm {
 		start := time.Now()
 		shared.m, shared.err = startMitm(mitmOpts{confdir: filepath.Join(S.dir, "mitmproxy-conf")})
 		if shared.err == nil {
-			shared.err = shared.m.waitReady(20 * time.Second)
+			shared.err = shared.m.waitReady(startBudget)
 		}
 		if shared.err == nil {
 			t.Logf("shared mitmdump ready on %s after %s", shared.m.addr(), time.Since(start).Round(time.Millisecond))
@@ -326,7 +331,7 @@ func startMitmT(t *testing.T, o mitmOpts) *mitm {
 			t.Logf("mitmdump on %s:\n%s", m.addr(), m.log())
 		}
 	})
-	if err := m.waitReady(20 * time.Second); err != nil {
+	if err := m.waitReady(startBudget); err != nil {
 		t.Fatal(err)
 	}
 	return m

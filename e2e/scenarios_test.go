@@ -143,7 +143,7 @@ func TestSidecarRaceWait(t *testing.T) {
 		p   *proc
 		run *shimRun
 	}{{pyProc, py}, {goProc, golang}} {
-		if !w.p.stderr.waitFor("waiting", 10*time.Second, w.p.done) {
+		if !w.p.stderr.waitFor("waiting", startBudget, w.p.done) {
 			t.Fatalf("kai-entrypoint did not log that it is waiting (KAI_WAIT=30s, empty %s)\n%s", confdir, w.run.withOutput(w.p))
 		}
 	}
@@ -349,7 +349,7 @@ func TestStandinServeProbeAndSIGTERM(t *testing.T) {
 	env := proxyEnv(t, m.proxyURL(nil)).with(vars{"KAI_CERT_DIRS": m.confdir})
 	models := S.upstream.URL("/v1/models")
 	p, run := startShim(t, env, t.TempDir(), python, S.standin, "serve", "--host", "127.0.0.1", "--port", "0", "--url", models)
-	if !p.stdout.waitFor("listening on", 20*time.Second, p.done) {
+	if !p.stdout.waitFor("listening on", startBudget, p.done) {
 		t.Fatalf("the stand-in did not start serving\n%s", run.withOutput(p))
 	}
 	base := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(p.stdout.String())[1]
@@ -406,8 +406,8 @@ func TestStandinServeProbeAndSIGTERM(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if !p.wait(10 * time.Second) {
-		t.Fatalf("the stand-in did not exit within 10 s of SIGTERM\n%s", run.withOutput(p))
+	if !p.wait(20 * time.Second) {
+		t.Fatalf("the stand-in did not exit within 20 s of SIGTERM\n%s", run.withOutput(p))
 	}
 	if p.exitCode != 0 {
 		t.Errorf("the stand-in exited %d after SIGTERM, want 0\n%s", p.exitCode, run.withOutput(p))
