@@ -150,14 +150,16 @@ func TestBuildBundle_MessyInputs(t *testing.T) {
 	if _, err := writeAtomic(out, b.Data); err != nil {
 		t.Fatal(err)
 	}
-	if got := opensslCount(t, out); got != b.Total() {
-		t.Errorf("OpenSSL reads %d certificates of %d", got, b.Total())
-	}
-	leafPath := filepath.Join(dir, "leaf.pem")
-	writeFile(t, leafPath, leaf.PEM())
-	if got := runOpenSSL(t, "verify", "-CAfile", out, leafPath); string(got) != leafPath+": OK\n" {
-		t.Errorf("openssl verify: %q", got)
-	}
+	t.Run("openssl", func(t *testing.T) {
+		if got := opensslCount(t, out); got != b.Total() {
+			t.Errorf("OpenSSL reads %d certificates of %d", got, b.Total())
+		}
+		leafPath := filepath.Join(dir, "leaf.pem")
+		writeFile(t, leafPath, leaf.PEM())
+		if got := runOpenSSL(t, "verify", "-CAfile", out, leafPath); string(got) != leafPath+": OK\n" {
+			t.Errorf("openssl verify: %q", got)
+		}
+	})
 }
 
 // opensslCount is the number of certificates OpenSSL reads from a PEM

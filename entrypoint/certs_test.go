@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -504,7 +505,7 @@ func pkcs12Files(t *testing.T, dir string, keyPEM, certPEM []byte) (p12, p12cert
 	writeFile(t, filepath.Join(tmp, "key.pem"), keyPEM)
 	writeFile(t, filepath.Join(tmp, "cert.pem"), certPEM)
 	defer os.RemoveAll(tmp)
-	if _, err := os.Stat("/usr/bin/openssl"); err != nil {
+	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Log("openssl not installed: using binary stand-ins for the .p12 files")
 		return []byte{0x30, 0x82, 0x09, 0x9f, 0x02, 0x01, 0x03, 0x30, 0x82, 0x09, 0x65},
 			[]byte{0x30, 0x82, 0x04, 0x1b, 0x02, 0x01, 0x03, 0x30, 0x82, 0x03, 0xe1}
