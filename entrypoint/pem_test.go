@@ -109,6 +109,11 @@ func TestScanPEM(t *testing.T) {
 			{"EC PRIVATE KEY", 1, nil, "no END line"},
 			{"CERTIFICATE", 2, ca1.DER(), ""},
 		}, true},
+		{"unterminated block before a one-line block", concat([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n"),
+			[]byte("-----BEGIN CERTIFICATE-----"+b64(ca1.DER())+"-----END CERTIFICATE-----\n")), []wantBlock{
+			{"CERTIFICATE", 1, nil, "no END line"},
+			{"CERTIFICATE", 3, ca1.DER(), ""},
+		}, true},
 		{"END of another type", []byte("-----BEGIN CERTIFICATE-----\n" + b64(ca1.DER()) + "\n-----END X509 CRL-----\n"), []wantBlock{
 			{"CERTIFICATE", 1, nil, `END line says "X509 CRL"`},
 		}, true},
