@@ -44,10 +44,12 @@ func TestProxiedAndDirect(t *testing.T) {
 	})
 	offset := len(m.log())
 	models, chat, direct := S.upstream.URL("/v1/models"), S.upstream.URL("/v1/chat/completions"), S.direct.URL("/v1/models")
-	c := runClients(t, env, models, chat, direct)
+	plain := S.upstream.PlainURL("/v1/models")
+	c := runClients(t, env, models, chat, direct, plain)
 	expectOK(t, c, "proxied", models, "1")
 	expectOK(t, c, "proxied", chat, "1")
 	expectOK(t, c, "direct", direct, "")
+	expectOK(t, c, "http:// proxied", plain, "1")
 
 	if flows := waitFlows(m, offset, S.upstream.HostPort(), 2*time.Second); len(flows) == 0 {
 		t.Errorf("mitmdump logged no flow to %s, yet the clients got its stamp:\n%s", S.upstream.HostPort(), m.log()[offset:])
@@ -98,7 +100,8 @@ func TestNoCertDirFailsVerification(t *testing.T) {
 
 // Scenario 3: KAI_PROXY_NO naming the upstream sends every client to it
 // directly: no flow in mitmdump's log, and the upstream's throwaway CA is
-// trusted by nobody, so each fails with its verification error.
+// trusted by nobody, so each fails with its verification error. Over plain
+// HTTP the same clients get an answer without mitmdump's stamp.
 func TestNoProxyBypassesMitm(t *testing.T) {
 	requireSuite(t)
 	m := sharedMitm(t)
@@ -107,10 +110,13 @@ func TestNoProxyBypassesMitm(t *testing.T) {
 		"KAI_PROXY_NO":  upstreamHost,
 	})
 	offset := len(m.log())
-	models := S.upstream.URL("/v1/models")
-	c := runClients(t, env, models)
+	models, plain := S.upstream.URL("/v1/models"), S.upstream.PlainURL("/v1/models")
+	c := runClients(t, env, models, plain)
 	expectCertError(t, c, "NO_PROXY bypass", models)
-	if flows := waitFlows(m, offset, S.upstream.HostPort(), time.Second); len(flows) > 0 {
+	expectOK(t, c, "NO_PROXY bypass", plain, "") // plain HTTP: direct, unstamped
+	flows := waitFlows(m, offset, S.upstream.HostPort(), time.Second)
+	flows = append(flows, flowsFor(m.log()[offset:], S.upstream.PlainHostPort())...)
+	if len(flows) > 0 {
 		t.Errorf("%s is in KAI_PROXY_NO but mitmdump logged flows to it:\n%s", upstreamHost, strings.Join(flows, "\n"))
 		for _, c := range allClients {
 			record(c, "NO_PROXY bypass", false)

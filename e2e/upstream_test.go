@@ -87,15 +87,17 @@ func randomSerial() *big.Int {
 	return n
 }
 
-// tlsServer is a fake OpenAI-style HTTPS endpoint. It echoes the X-Via-Mitm
+// tlsServer is a fake OpenAI-style HTTPS endpoint (and the same over plain
+// HTTP on another port). It echoes the X-Via-Mitm
 // header that mitmdump adds (--modify-headers), as "x_via_mitm", so a client
 // can prove its request went through the proxy.
 type tlsServer struct {
-	host   string // name in the private /etc/hosts
-	port   string
-	ca     *testCA
-	caFile string // the issuing CA, PEM
-	srv    *http.Server
+	host      string // name in the private /etc/hosts
+	port      string // HTTPS
+	plainPort string // plain HTTP
+	ca        *testCA
+	caFile    string // the issuing CA, PEM
+	srv       *http.Server
 
 	mu   sync.Mutex
 	seen []seenRequest
@@ -114,10 +116,17 @@ func startTLSServer(ca *testCA, host, ip, dir string) (*tlsServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	plain, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	s := &tlsServer{host: host, port: port, ca: ca, caFile: filepath.Join(dir, host+"-ca.pem")}
+	_, plainPort, _ := net.SplitHostPort(plain.Addr().String())
+	s := &tlsServer{host: host, port: port, plainPort: plainPort, ca: ca, caFile: filepath.Join(dir, host+"-ca.pem")}
 	if err := os.WriteFile(s.caFile, ca.certPEM, 0o644); err != nil {
 		ln.Close()
+		plain.Close()
 		return nil, err
 	}
 	mux := http.NewServeMux()
@@ -131,6 +140,7 @@ func startTLSServer(ca *testCA, host, ip, dir string) (*tlsServer, error) {
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	go s.srv.Serve(tls.NewListener(ln, s.srv.TLSConfig))
+	go s.srv.Serve(plain)
 	return s, nil
 }
 
@@ -139,8 +149,17 @@ func (s *tlsServer) URL(path string) string {
 	return "https://" + net.JoinHostPort(s.host, s.port) + path
 }
 
+// PlainURL returns the same endpoint over plain HTTP (its own port), to
+// exercise HTTP_PROXY/http_proxy.
+func (s *tlsServer) PlainURL(path string) string {
+	return "http://" + net.JoinHostPort(s.host, s.plainPort) + path
+}
+
 // HostPort returns host:port as mitmdump logs it.
 func (s *tlsServer) HostPort() string { return net.JoinHostPort(s.host, s.port) }
+
+// PlainHostPort returns host:port of the plain HTTP listener.
+func (s *tlsServer) PlainHostPort() string { return net.JoinHostPort(s.host, s.plainPort) }
 
 func (s *tlsServer) Close() { s.srv.Close() }
 
