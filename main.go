@@ -1,3 +1,8 @@
+// Go 1.23+ refuses certificates with a negative serial number, which
+// OpenSSL and so the Python clients still accept: do not refuse a CA that
+// every client would trust.
+//go:debug x509negativeserial=1
+
 // Command kai-entrypoint derives the proxy and CA environment of the Kai
 // server and execs it. See README.md and kai-entrypoint --help.
 package main

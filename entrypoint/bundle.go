@@ -3,9 +3,12 @@ package entrypoint
 import (
 	"bytes"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Bundle is the combined CA bundle: the system roots, then the extra CAs.
@@ -63,10 +66,15 @@ func writeAtomic(path string, data []byte) (written bool, err error) {
 		}
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return false, writeError(path, err)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return false, writeError(path, err)
+		}
+		os.Chmod(dir, 0o755) // whatever the umask: other users read the bundle
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	pattern := "." + filepath.Base(path) + ".*.tmp"
+	removeStaleTemps(filepath.Join(dir, pattern))
+	tmp, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return false, writeError(path, err)
 	}
@@ -93,4 +101,18 @@ func writeAtomic(path string, data []byte) (written bool, err error) {
 
 func writeError(path string, err error) error {
 	return fmt.Errorf("KAI_CA_BUNDLE=%q: cannot write the CA bundle: %v; set KAI_CA_BUNDLE to a file in a writable folder (for example an emptyDir or tmpfs on /tmp)", path, err)
+}
+
+// staleAfter is how old a temporary bundle file must be before a later run
+// removes it: one left by a run killed between create and rename. A
+// concurrent run's file is younger than this.
+const staleAfter = 5 * time.Second
+
+func removeStaleTemps(glob string) {
+	matches, _ := filepath.Glob(glob)
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleAfter {
+			os.Remove(m)
+		}
+	}
 }

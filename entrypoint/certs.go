@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -93,7 +94,13 @@ func (r *sourceResult) walk(dir string, fi fs.FileInfo, seen map[fileID]bool) {
 		r.Errs = append(r.Errs, fmt.Errorf("reading folder %s: %v", dir, cause(err)))
 		return
 	}
-	for _, e := range entries { // ReadDir sorts by name
+	// Real files first, then symlinks, each in name order: a file that a
+	// c_rehash hash link (abcd1234.0) also reaches is then reported under
+	// its own name, and the link is skipped as already read.
+	sort.SliceStable(entries, func(i, j int) bool {
+		return entries[i].Type()&fs.ModeSymlink == 0 && entries[j].Type()&fs.ModeSymlink != 0
+	})
+	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
 		}

@@ -154,7 +154,7 @@ func TestReadSource(t *testing.T) {
 				return dir
 			},
 			certs:   []*testCert{a, b},
-			sources: []string{"abcd1234.0", "ef567890.0"}, // the first name of each file, in name order
+			sources: []string{"ca.pem", "zz-corp.pem"}, // real files before the links that reach them
 			files:   2,
 		},
 		{
