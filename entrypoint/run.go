@@ -273,6 +273,7 @@ func (p *Plan) collectSources(cfg *Config, results map[string]sourceResult, leni
 		case r.Missing:
 			log.Debug("default cert folder not found; no extra CAs from it", "path", s)
 		}
+		r.Certs = withoutBundle(r.Certs, cfg.CABundle, log)
 		for _, e := range r.Errs {
 			gather(e)
 		}
@@ -370,4 +371,25 @@ func isCAVar(name string) bool {
 		}
 	}
 	return false
+}
+
+// withoutBundle drops the certificates read from the shim's own bundle,
+// when a listed folder holds it: its system roots are not extra CAs.
+func withoutBundle(certs []Cert, bundle string, log *slog.Logger) []Cert {
+	out := certs[:0:0]
+	verdict := map[string]bool{}
+	for _, c := range certs {
+		own, ok := verdict[c.Source]
+		if !ok {
+			own = sameFile(c.Source, bundle)
+			verdict[c.Source] = own
+			if own {
+				log.Debug("skipping the shim's own bundle inside KAI_CERT_DIRS", "path", c.Source)
+			}
+		}
+		if !own {
+			out = append(out, c)
+		}
+	}
+	return out
 }
