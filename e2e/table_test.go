@@ -63,12 +63,12 @@ func recordVersions(t *testing.T, c *clientsRun) {
 var clientRows = []struct {
 	client, label, versionKey, reads string
 }{
-	{"requests", "requests", "requests", "`https_proxy`/`HTTPS_PROXY`, `no_proxy`/`NO_PROXY`, `REQUESTS_CA_BUNDLE` (not `SSL_CERT_FILE`)"},
-	{"httpx", "httpx", "httpx", "`HTTPS_PROXY`, `NO_PROXY`, `SSL_CERT_FILE`"},
-	{"aiohttp", "aiohttp (`trust_env=True`)", "aiohttp", "`HTTPS_PROXY`, `NO_PROXY`, `SSL_CERT_FILE`"},
-	{"urllib", "urllib.request (Python)", "python", "`https_proxy`, `no_proxy`, `SSL_CERT_FILE`"},
-	{"curl", "curl", "curl", "`https_proxy`/`HTTPS_PROXY`, `no_proxy`, `CURL_CA_BUNDLE`/`SSL_CERT_FILE`"},
-	{"go", "Go net/http", "", "`HTTPS_PROXY`, `NO_PROXY`, `SSL_CERT_FILE`"},
+	{"requests", "requests", "requests", "`http_proxy`/`https_proxy` (either case), `no_proxy`, `REQUESTS_CA_BUNDLE` (not `SSL_CERT_FILE`)"},
+	{"httpx", "httpx", "httpx", "`HTTP_PROXY`/`HTTPS_PROXY` (either case), `NO_PROXY`, `SSL_CERT_FILE`"},
+	{"aiohttp", "aiohttp (`trust_env=True`)", "aiohttp", "`HTTP_PROXY`/`HTTPS_PROXY` (either case), `NO_PROXY`, `SSL_CERT_FILE`"},
+	{"urllib", "urllib.request (Python)", "python", "`http_proxy`/`https_proxy` (lowercase wins), `no_proxy`, `SSL_CERT_FILE`"},
+	{"curl", "curl", "curl", "`http_proxy` (lowercase only), `https_proxy`/`HTTPS_PROXY`, `no_proxy`, `CURL_CA_BUNDLE`/`SSL_CERT_FILE`"},
+	{"go", "Go net/http", "", "`HTTP_PROXY`/`HTTPS_PROXY` (uppercase wins), `NO_PROXY`, `SSL_CERT_FILE`"},
 }
 
 func verifiedTable() string {
