@@ -20,6 +20,9 @@ import (
 // large, so a larger one is a mistake (a mounted disk image, a log file).
 const maxCertFileSize = 4 << 20
 
+// noCertWarning ends the warning for a file without a certificate.
+const noCertWarning = "no certificate found, skipped"
+
 // Cert is one extra CA certificate and where it came from.
 type Cert struct {
 	X509   *x509.Certificate
@@ -147,7 +150,7 @@ func (r *sourceResult) file(path string, fi fs.FileInfo, seen map[fileID]bool) {
 	r.Certs = append(r.Certs, certs...)
 	r.Errs = append(r.Errs, errs...)
 	if len(certs) == 0 && len(errs) == 0 {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: no certificate found, skipped", path))
+		r.Warnings = append(r.Warnings, path+": "+noCertWarning)
 	}
 }
 

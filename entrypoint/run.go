@@ -277,8 +277,18 @@ func (p *Plan) collectSources(cfg *Config, results map[string]sourceResult, leni
 		for _, e := range r.Errs {
 			gather(e)
 		}
+		// Files without a certificate make one line per source: a whole
+		// mitmproxy confdir has three (two .p12 files and the DH parameters).
+		var noCert []string
 		for _, w := range r.Warnings {
+			if f, ok := strings.CutSuffix(w, ": "+noCertWarning); ok {
+				noCert = append(noCert, f)
+				continue
+			}
 			p.warn(log, w)
+		}
+		if len(noCert) > 0 {
+			p.warn(log, fmt.Sprintf("no certificate found in %s, skipped", strings.Join(noCert, ", ")))
 		}
 		p.Sources = append(p.Sources, r)
 	}
