@@ -22,7 +22,7 @@ import (
 )
 
 // startupRounds is how many times BenchmarkStartup runs each variant. About
-// 300 rounds take 15-25 s on a 2-core machine.
+// 300 rounds take 20-30 s on a 2-core machine.
 var startupRounds = flag.Int("startup.rounds", 300, "BenchmarkStartup: timed runs of each variant, interleaved")
 
 // rssRuns is how many runs of each variant measure its peak RSS.
