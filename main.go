@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +25,11 @@ import (
 var version string
 
 func main() {
+	// The shim lives for milliseconds and then execs, which frees
+	// everything: a collection would only cost time. The limit still
+	// bounds the heap should some input be unexpectedly large.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(24 << 20)
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
@@ -35,20 +41,33 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return code
 	}
 
+	settings, _ := entrypoint.LoadSettings() // string fields only: cannot fail
+	cfg, _ := settings.Validate(nil)
+
 	// A signal before the exec ends the shim with 128+N; without a handler
 	// a Go process that is PID 1 would exit 2. Handlers (unlike ignored
 	// signals) are reset by execve, so the command starts with defaults.
-	var got atomic.Value
+	// The signal is caught from the start; only a wait, which can last,
+	// gets a goroutine that ends it at once. Otherwise the shim lives a few
+	// milliseconds and looks at the channel before the exec.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	var got atomic.Value
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		s := <-sigs
-		got.Store(s)
-		cancel()
-	}()
+	if cfg.Wait > 0 && !check {
+		go func() {
+			s := <-sigs
+			got.Store(s)
+			cancel()
+		}()
+	}
 	signalled := func() int {
+		select {
+		case s := <-sigs:
+			got.Store(s)
+		default:
+		}
 		if s, ok := got.Load().(syscall.Signal); ok {
 			fmt.Fprintf(stderr, "%s%s received before exec; exiting\n", entrypoint.LogPrefix, strings.ToUpper(unix(s)))
 			return entrypoint.ExitSignalBase + int(s)
@@ -56,8 +75,6 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return -1
 	}
 
-	settings, _ := entrypoint.LoadSettings() // string fields only: cannot fail
-	cfg, _ := settings.Validate(nil)
 	log := entrypoint.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	plan, err := entrypoint.Run(ctx, settings, entrypoint.Options{
 		Check: check, Command: command, Environ: environ, Logger: log,

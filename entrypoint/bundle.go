@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -58,11 +59,9 @@ func buildBundle(path string, sys *systemRoots, extras []Cert) *Bundle {
 // path instead of following it. When path already holds exactly data it is
 // left alone. No fsync: the bundle is rebuilt at every start.
 func writeAtomic(path string, data []byte) (written bool, err error) {
-	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(data)) {
-		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-			if fi.Mode().Perm() == 0o644 {
-				return false, nil
-			}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(data)) && fi.Mode().Perm() == 0o644 {
+		if sameContent(path, data) {
+			return false, nil
 		}
 	}
 	dir := filepath.Dir(path)
@@ -113,6 +112,30 @@ func removeStaleTemps(glob string) {
 	for _, m := range matches {
 		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleAfter {
 			os.Remove(m)
+		}
+	}
+}
+
+// sameContent reports whether the file at path holds exactly data, reading
+// it in small pieces instead of all at once.
+func sameContent(path string, data []byte) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := io.ReadFull(f, buf)
+		if n > len(data) || !bytes.Equal(buf[:n], data[:n]) {
+			return false
+		}
+		data = data[n:]
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return len(data) == 0
+		}
+		if err != nil {
+			return false
 		}
 	}
 }

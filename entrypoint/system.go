@@ -1,7 +1,9 @@
 package entrypoint
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -53,6 +55,9 @@ func readSystemRoots(path string) (*systemRoots, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading system bundle %s: %v", path, cause(err))
 	}
+	if fastSystemRoots(s, data) {
+		return s, nil
+	}
 	blocks, _ := scanPEM(data, isCertType)
 	buf := make([]byte, 0, len(data))
 	for _, b := range blocks {
@@ -93,4 +98,91 @@ func sameFile(a, b string) bool {
 	fa, errA := os.Stat(a)
 	fb, errB := os.Stat(b)
 	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
+var (
+	certBegin = []byte("-----BEGIN CERTIFICATE-----\n")
+	certEnd   = []byte("-----END CERTIFICATE-----\n")
+)
+
+// strictBase64 rejects non-zero padding bits, so that a body it decodes
+// is exactly what pem.Encode would write for the DER.
+var strictBase64 = base64.StdEncoding.Strict()
+
+// fastSystemRoots handles the common case of a system bundle that is
+// already written the way pem.Encode writes: only CERTIFICATE blocks,
+// canonical base64 in LF-terminated 64-column lines. Such a block is
+// copied verbatim, which gives the same bytes as re-encoding it (the
+// decoder skips the LFs itself; the DER is still decoded, for the dedup
+// key). Anything else makes it return false, and the careful scanner runs
+// instead.
+func fastSystemRoots(s *systemRoots, data []byte) bool {
+	var out []byte // nil while data[:end] is exactly the blocks kept
+	end, count := 0, 0
+	der := make([]byte, 0, 8192)
+	sums := map[[sha256.Size]byte]bool{}
+	for off := 0; off < len(data); {
+		i := bytes.Index(data[off:], beginMark)
+		if i < 0 {
+			break
+		}
+		start := off + i
+		if !bytes.HasPrefix(data[start:], certBegin) || (start > 0 && data[start-1] != '\n') {
+			return false
+		}
+		rest := data[start+len(certBegin):]
+		j := bytes.Index(rest, endMark)
+		if j < 0 || !bytes.HasPrefix(rest[j:], certEnd) || (j > 0 && rest[j-1] != '\n') {
+			return false
+		}
+		body := rest[:j]
+		off = start + len(certBegin) + j + len(certEnd)
+		if !pemLines(body) {
+			return false
+		}
+		if cap(der) < len(body) {
+			der = make([]byte, len(body))
+		}
+		n, err := strictBase64.Decode(der[:cap(der)], body)
+		if err != nil || n == 0 {
+			return false
+		}
+		sum := sha256.Sum256(der[:n])
+		dup := sums[sum]
+		if out == nil && start == end && !dup {
+			end = off
+			sums[sum] = true
+			count++
+			continue
+		}
+		if out == nil {
+			out = append(make([]byte, 0, len(data)), data[:end]...)
+		}
+		if dup {
+			continue
+		}
+		sums[sum] = true
+		out = append(out, data[start:off]...)
+		count++
+	}
+	if out == nil {
+		out = data[:end]
+	}
+	s.PEM, s.Count, s.sums = out, count, sums
+	return true
+}
+
+// pemLines reports whether body is base64 text in 64-column lines, each
+// ending in LF, as pem.Encode writes it.
+func pemLines(body []byte) bool {
+	if len(body) == 0 || body[len(body)-1] != '\n' {
+		return false
+	}
+	for k := 64; k < len(body)-1; k += 65 {
+		if body[k] != '\n' {
+			return false
+		}
+	}
+	last := bytes.LastIndexByte(body[:len(body)-1], '\n') // -1 for a single line
+	return len(body)-1-(last+1) <= 64 && bytes.Count(body, []byte{'\n'}) == (len(body)+64)/65
 }
