@@ -64,7 +64,9 @@ func idOf(fi fs.FileInfo) (fileID, bool) {
 // readSource reads one KAI_CERT_DIRS entry: a file, or a folder walked
 // recursively in name order. Names starting with "." are skipped (which
 // handles the ..data links of Kubernetes ConfigMap and Secret mounts),
-// symlinks are followed, and non-regular files are skipped unopened.
+// symlinks are followed, and non-regular files are skipped unopened. A
+// file or folder inside the entry that cannot be read for lack of
+// permission is skipped with a warning; the entry itself must be readable.
 func readSource(entry string) sourceResult {
 	r := sourceResult{Entry: entry}
 	fi, err := os.Stat(entry)
@@ -94,6 +96,10 @@ func (r *sourceResult) walk(dir string, fi fs.FileInfo, seen map[fileID]bool) {
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
+		if dir != r.Entry && errors.Is(err, fs.ErrPermission) {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: permission denied, skipped", dir))
+			return
+		}
 		r.Errs = append(r.Errs, fmt.Errorf("reading folder %s: %v", dir, cause(err)))
 		return
 	}
@@ -142,6 +148,12 @@ func (r *sourceResult) file(path string, fi fs.FileInfo, seen map[fileID]bool) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
+		if path != r.Entry && errors.Is(err, fs.ErrPermission) {
+			// Inside a mounted folder: mitmproxy's confdir holds the CA's
+			// key as 0600 files that a non-root server cannot read.
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: permission denied, skipped", path))
+			return
+		}
 		r.Errs = append(r.Errs, fmt.Errorf("reading %s: %v", path, cause(err)))
 		return
 	}

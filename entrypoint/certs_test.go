@@ -398,8 +398,9 @@ func TestReadSource(t *testing.T) {
 }
 
 // TestReadSource_Unreadable reads as a non-root UID (root reads
-// everything): an unreadable folder or file is an error naming it, not a
-// missing entry and not a skipped file.
+// everything): inside a listed folder, an unreadable folder or file is
+// skipped with a warning naming it (a mounted mitmproxy confdir has 0600
+// key files); a listed entry that cannot be read is an error, not missing.
 func TestReadSource_Unreadable(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to switch UID")
@@ -427,16 +428,23 @@ func TestReadSource_Unreadable(t *testing.T) {
 	}); err != nil {
 		t.Skip("cannot switch the thread's UID:", err)
 	}
-	wantErrs := []string{
-		"reading folder " + filepath.Join(dir, "locked") + ": permission denied",
-		"reading " + filepath.Join(dir, "secret.pem") + ": permission denied",
+	wantWarnings := []string{
+		filepath.Join(dir, "locked") + ": permission denied, skipped",
+		filepath.Join(dir, "secret.pem") + ": permission denied, skipped",
 	}
-	if got := errTexts(folder.Errs); strings.Join(got, "\n") != strings.Join(wantErrs, "\n") {
-		t.Errorf("errors:\n got %q\nwant %q", got, wantErrs)
+	if strings.Join(folder.Warnings, "\n") != strings.Join(wantWarnings, "\n") || len(folder.Errs) != 0 {
+		t.Errorf("warnings:\n got %q\nwant %q\nerrors %q, want none", folder.Warnings, wantWarnings, errTexts(folder.Errs))
 	}
-	if len(folder.Certs) != 1 || folder.Certs[0].Sum != a.Sum() || folder.Files != 1 || len(folder.Warnings) != 0 || folder.ready() {
-		t.Errorf("got %d certificates from %d files, warnings %q, ready %v; want the readable one, 1 file, none, false",
-			len(folder.Certs), folder.Files, folder.Warnings, folder.ready())
+	if len(folder.Certs) != 1 || folder.Certs[0].Sum != a.Sum() || folder.Files != 1 || !folder.ready() {
+		t.Errorf("got %d certificates from %d files, ready %v; want the readable one, 1 file, true",
+			len(folder.Certs), folder.Files, folder.ready())
+	}
+	var top sourceResult
+	if err := onThreadAs(1000770000, func() { top = readSource(filepath.Join(dir, "secret.pem")) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := "reading " + filepath.Join(dir, "secret.pem") + ": permission denied"; strings.Join(errTexts(top.Errs), "\n") != want {
+		t.Errorf("a listed unreadable file: errors %q, want %q", errTexts(top.Errs), want)
 	}
 	want := fmt.Sprintf("KAI_CERT_DIRS entry %q: permission denied", filepath.Join(dir, "locked", "b.pem"))
 	if inside.Missing || strings.Join(errTexts(inside.Errs), "\n") != want {
