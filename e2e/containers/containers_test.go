@@ -1,0 +1,352 @@
+package containers
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain removes the per-run temporary folder (used only when the cache is unusable).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if runTemp != "" {
+		os.RemoveAll(runTemp)
+	}
+	os.Exit(code)
+}
+
+// TestDocker runs the container checks with a private Docker engine and docker-compose.
+func TestDocker(t *testing.T) { containerSuite(t, startDocker(t)) }
+
+// TestPodman runs the container checks with Podman and podman-compose.
+func TestPodman(t *testing.T) { containerSuite(t, setupPodman(t)) }
+
+// standinClients are the clients kai-standin.py runs; every one must succeed.
+var standinClients = []string{"aiohttp", "curl", "httpx", "requests", "urllib"}
+
+const (
+	kaiStandin = "/opt/kai-standin/kai-standin.py"
+	bundlePath = "/tmp/kai-entrypoint/ca-bundle.pem" // kai-entrypoint's default KAI_CA_BUNDLE
+	// openShiftUser is an arbitrary UID with GID 0, as OpenShift runs containers.
+	openShiftUser = "1000770000:0"
+)
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func containerSuite(t *testing.T, e *engine) {
+	start := time.Now()
+	e.importImages(t)
+	t.Logf("%s: base images ready after %s", e.Name, time.Since(start).Round(time.Second))
+	root := repoRoot(t)
+	version := "ct-" + randomSuffix()
+	image := "localhost/kai-entrypoint-test:" + e.Name
+
+	// 1. The repository's Dockerfile, unchanged; only the base images are overridden.
+	if !t.Run("build", func(t *testing.T) {
+		e.must(t, "build", "-t", image, "--build-arg", "GO_IMAGE="+goImage, "--build-arg", "KAI_IMAGE="+kaiImage,
+			"--build-arg", "VERSION="+version, root)
+		got := strings.TrimSpace(e.must(t, "image", "inspect", "--format",
+			"{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{.Config.User}}", image).Stdout)
+		// The user comes from KAI_IMAGE (the real solution server runs as a non-root user).
+		want := `["/usr/local/bin/kai-entrypoint"] ["/usr/local/bin/kai-server"] 1001`
+		if got != want {
+			t.Errorf("image config: got %s, want %s", got, want)
+		}
+	}) {
+		return
+	}
+	t.Logf("%s: image built after %s", e.Name, time.Since(start).Round(time.Second))
+
+	// An extra CA under the default KAI_CERT_DIRS, so that the shim writes a bundle.
+	pki := newUpstreamPKI(t, filepath.Join(t.TempDir(), "server"), filepath.Join(t.TempDir(), "ca"), "upstream")
+	caPEM, err := os.ReadFile(filepath.Join(pki.CADir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	extraCA := []string{"-v", pki.CADir + ":/etc/kai/certs/test:ro"}
+
+	// 2. The shim execs the server, `--check` and `--version` work as container commands.
+	t.Run("run", func(t *testing.T) {
+		if out := e.must(t, "run", "--rm", image, "--version").Stdout; !strings.Contains(out, version) {
+			t.Errorf("--version printed %q, want the stamped %q", out, version)
+		}
+		r := e.must(t, append(append([]string{"run", "--rm"}, extraCA...), image, "--check")...)
+		if !strings.Contains(r.Stdout, bundlePath) || !strings.Contains(r.Stdout, "/etc/kai/certs/test/ca.pem") {
+			t.Errorf("--check summary names neither the bundle %s nor the extra CA:\n%s", bundlePath, r)
+		}
+		r = execute(t, e.cmd("run", "--rm", "-e", "KAI_WAIT=soon", image, "--check"))
+		if r.Code != 78 || !strings.Contains(r.Stderr, "kai-entrypoint: ") || !strings.Contains(r.Stderr, "KAI_WAIT") {
+			t.Errorf("--check with KAI_WAIT=soon: want exit 78 and a prefixed error naming KAI_WAIT\n%s", r)
+		}
+
+		// Without an init, the server is the container's only process: the shim and the
+		// /bin/sh of kai-server exec'd into it.
+		name := runServer(t, e, "run-noinit-"+randomSuffix(), image)
+		ps := e.top(t, name)
+		if len(ps) != 1 || !isServer(ps[0]) {
+			t.Errorf("without --init: want only the Kai server process, got %+v", ps)
+		}
+		// With --init, the server is the init's only child.
+		name = runServer(t, e, "run-init-"+randomSuffix(), image, "--init")
+		ps = e.top(t, name)
+		if len(ps) != 2 || !isServer(ps[1]) || ps[1].PPID != ps[0].PID || !strings.Contains(ps[0].Args, "init") {
+			t.Errorf("with --init: want an init and the Kai server as its child, got %+v", ps)
+		}
+		if logs := e.logs(t, name); !strings.Contains(logs, "kai-entrypoint: ") || !strings.Contains(logs, "kai-standin: listening") {
+			t.Errorf("logs lack the shim's or the server's lines:\n%s", logs)
+		}
+	})
+
+	// 4. OpenShift's defaults: an arbitrary UID with GID 0, read-only root, tmpfs /tmp.
+	t.Run("openshift-user", func(t *testing.T) {
+		flags := append([]string{"--user", openShiftUser, "--read-only", "--tmpfs", "/tmp"}, extraCA...)
+		e.must(t, append(append([]string{"run", "--rm"}, flags...), image, "--check")...)
+		name := runServer(t, e, "run-ro-"+randomSuffix(), image, append([]string{"--init"}, flags...)...)
+		ids := strings.TrimSpace(e.must(t, "exec", name, "sh", "-c", `echo "$(id -u):$(id -g)"`).Stdout)
+		bundle := e.must(t, "exec", name, "cat", bundlePath).Stdout
+		if n := strings.Count(bundle, "BEGIN CERTIFICATE"); n < 2 || !strings.Contains(bundle, strings.TrimSpace(string(caPEM))) {
+			t.Errorf("bundle %s: %d certificates, want the system roots plus the extra CA", bundlePath, n)
+		}
+		if ids != openShiftUser {
+			t.Errorf("exec id -u -g: got %v, want %s", ids, openShiftUser)
+		}
+	})
+
+	// 3 and 5. The compose stack with the sidecar and an HTTPS upstream, see composeSuite.
+	t.Run("compose", func(t *testing.T) { composeSuite(t, e, root, version) })
+	t.Logf("%s: done after %s", e.Name, time.Since(start).Round(time.Second))
+}
+
+// isServer reports whether p is the Kai stand-in started by the image's default command.
+func isServer(p proc) bool {
+	return strings.HasPrefix(p.Args, "python3.12 -m kai_mcp_solution_server")
+}
+
+// runServer starts the image's default command detached, waits for /health inside the
+// container and removes the container when the test ends.
+func runServer(t *testing.T, e *engine, name, image string, flags ...string) string {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs of %s:\n%s", name, e.logs(t, name))
+		}
+		execute(t, e.cmd("rm", "-f", name))
+	})
+	e.must(t, append(append([]string{"run", "-d", "--name", name}, flags...), image)...)
+	err := waitFor(30*time.Second, func() error {
+		return execute(t, e.cmd("exec", name, "curl", "-fsS", "http://127.0.0.1:8000/health")).Err
+	})
+	if err != nil {
+		t.Fatalf("%s: /health: %v\n%s", name, err, e.logs(t, name))
+	}
+	return name
+}
+
+// standinReport is kai-standin.py's JSON output (clients mode and /probe).
+type standinReport struct {
+	OK      bool              `json:"ok"`
+	Env     map[string]string `json:"env"`
+	Results []struct {
+		Client    string  `json:"client"`
+		URL       string  `json:"url"`
+		OK        bool    `json:"ok"`
+		Status    *int    `json:"status"`
+		XViaMitm  *string `json:"x_via_mitm"`
+		Error     *string `json:"error"`
+		ErrorType *string `json:"error_class"`
+	} `json:"results"`
+}
+
+func parseReport(t *testing.T, what, text string) standinReport {
+	t.Helper()
+	var rep standinReport
+	if err := json.Unmarshal([]byte(text), &rep); err != nil {
+		t.Fatalf("%s: not kai-standin JSON: %v\n%s", what, err, tail(text, 4000))
+	}
+	return rep
+}
+
+// checkAllThroughSidecar asserts that every client got a 2xx answer stamped by mitmproxy.
+func checkAllThroughSidecar(t *testing.T, what string, rep standinReport) {
+	t.Helper()
+	var seen []string
+	for _, r := range rep.Results {
+		seen = append(seen, r.Client)
+		if !r.OK || r.XViaMitm == nil || *r.XViaMitm != "1" {
+			t.Errorf("%s: client %s: ok=%v status=%v x_via_mitm=%v error=%v", what, r.Client, r.OK, deref(r.Status), deref(r.XViaMitm), deref(r.Error))
+		}
+	}
+	sort.Strings(seen)
+	if !slices.Equal(seen, standinClients) || !rep.OK {
+		t.Errorf("%s: ok=%v, clients %v, want every one of %v", what, rep.OK, seen, standinClients)
+	}
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// composeSuite brings up docker-compose.yml plus a test override (an HTTPS upstream whose
+// CA only the sidecar trusts) on a fresh volume, and checks steps 3, 4 and 5.
+func composeSuite(t *testing.T, e *engine, root, version string) {
+	project := "kaict" + e.Name + randomSuffix()
+	dir := t.TempDir()
+	pki := newUpstreamPKI(t, filepath.Join(dir, "upstream"), filepath.Join(dir, "upstream-ca"), "upstream")
+	compose, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A copy in a fresh folder, so that a developer's .env next to the original is not read.
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), compose, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	override := fmt.Sprintf(composeOverride, root, pki.ServerDir, pki.CADir)
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.test.yml"), []byte(override), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	kaiEntrypointImage := "localhost/kai-entrypoint-compose:" + e.Name
+	env := append(slices.Clone(e.Env), "KAI_IMAGE="+kaiImage, "GO_IMAGE="+goImage, "MITMPROXY_IMAGE="+mitmImage,
+		"KAI_ENTRYPOINT_IMAGE="+kaiEntrypointImage, "VERSION="+version, fmt.Sprintf("KAI_PORT=%d", port), "KAI_WAIT=60s")
+	composeCmd := func(args ...string) command {
+		return command{Dir: dir, Env: env, Timeout: 5 * time.Minute, Args: append([]string{e.Compose, "-p", project,
+			"-f", filepath.Join(dir, "docker-compose.yml"), "-f", filepath.Join(dir, "docker-compose.test.yml")}, args...)}
+	}
+	container := func(service string) string { return project + "_" + service + "_1" }
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, s := range []string{"kai", "mitmproxy", "upstream"} {
+				t.Logf("logs of %s:\n%s", container(s), tail(e.logs(t, container(s)), 8000))
+			}
+		}
+		if t.Failed() {
+			t.Logf("containers:\n%s", execute(t, e.cmd("ps", "-a")).Stdout)
+		}
+		execute(t, composeCmd("down", "-v"))
+		// podman-compose 1.0.3 leaves the project network behind.
+		execute(t, e.cmd("network", "rm", project+"_default"))
+		execute(t, e.cmd("rmi", kaiEntrypointImage))
+	})
+
+	// podman-compose 1.0.3 exits 0 even when a build or a `podman run` fails: check the
+	// image and the containers rather than the exit status alone.
+	r := must(t, composeCmd("build").withTimeout(10*time.Minute))
+	if execute(t, e.cmd("image", "inspect", kaiEntrypointImage)).Err != nil {
+		t.Fatalf("compose build made no %s:\n%s", kaiEntrypointImage, r)
+	}
+	r = must(t, composeCmd("up", "-d"))
+	for _, s := range []string{"mitmproxy", "upstream", "kai"} {
+		if st := execute(t, e.cmd("inspect", "--format", "{{.State.Status}}", container(s))); strings.TrimSpace(st.Stdout) != "running" {
+			t.Fatalf("compose up: %s is %q, not running\n%s", container(s), strings.TrimSpace(st.Stdout), r)
+		}
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if err := waitFor(90*time.Second, func() error { _, err := httpGet(base + "/health"); return err }); err != nil {
+		t.Fatalf("kai service /health on %s: %v", base, err)
+	}
+
+	// 3. Every client in the Kai stand-in reaches the upstream through the sidecar.
+	upstreamURL := "https://upstream:8443/v1/models"
+	body, err := httpGet(base + "/probe?url=" + upstreamURL)
+	rep := parseReport(t, "/probe", body)
+	if err != nil {
+		t.Errorf("/probe: %v", err)
+	}
+	checkAllThroughSidecar(t, "compose kai service", rep)
+	if rep.Env["HTTPS_PROXY"] != "http://mitmproxy:8080" || rep.Env["SSL_CERT_FILE"] != bundlePath || rep.Env["REQUESTS_CA_BUNDLE"] != bundlePath {
+		t.Errorf("the server's environment lacks the derived variables: %v", rep.Env)
+	}
+	kaiLogs := e.logs(t, container("kai"))
+	// `logs` keeps stdout (the server's) and stderr (the shim's) apart, so only the
+	// shim's lines can be checked for order.
+	iWait, iReady := strings.Index(kaiLogs, "waiting"), strings.Index(kaiLogs, "ready after")
+	if iWait < 0 || iReady < iWait || !strings.Contains(kaiLogs, "kai-standin: listening") {
+		t.Errorf("kai log should show the shim waiting, then ready, and the server listening:\n%s", kaiLogs)
+	}
+	if logs := e.logs(t, container("mitmproxy")); !strings.Contains(logs, "upstream:8443/v1/models") {
+		t.Errorf("mitmproxy log shows no flow to the upstream:\n%s", tail(logs, 4000))
+	}
+
+	// 4. The same image as OpenShift runs it, on the compose network with the sidecar's CA.
+	network := project + "_default"
+	oneOff := []string{"run", "--rm", "--network", network, "--user", openShiftUser, "--read-only", "--tmpfs", "/tmp",
+		"-v", project + "_mitmproxy-ca:/etc/kai/certs/mitmproxy:ro",
+		"-e", "KAI_PROXY_HTTPS=http://mitmproxy:8080", "-e", "KAI_CERT_DIRS=/etc/kai/certs/mitmproxy/mitmproxy-ca-cert.pem", "-e", "KAI_WAIT=30s"}
+	clients := []string{"python3", kaiStandin, "clients", "--url", upstreamURL}
+	r = e.must(t, append(append(oneOff, kaiEntrypointImage), clients...)...)
+	checkAllThroughSidecar(t, "read-only one-off container", parseReport(t, "clients", r.Stdout))
+
+	// The negative: with the upstream excluded from the proxy, the clients go direct and
+	// fail on the unknown CA, so the successes above needed the sidecar and its CA.
+	r = execute(t, e.cmd(append(append(oneOff, "-e", "KAI_PROXY_NO=upstream", kaiEntrypointImage), clients...)...))
+	neg := parseReport(t, "clients with KAI_PROXY_NO=upstream", r.Stdout)
+	if r.Code != 1 || neg.OK || len(neg.Results) != len(standinClients) {
+		t.Errorf("KAI_PROXY_NO=upstream: want exit 1 and every client failing\n%s", r)
+	}
+	for _, res := range neg.Results {
+		if res.OK || res.Error == nil || !strings.Contains(strings.ToLower(*res.Error), "certificate") {
+			t.Errorf("KAI_PROXY_NO=upstream: client %s: want a certificate error, got ok=%v error=%v", res.Client, res.OK, deref(res.Error))
+		}
+	}
+
+	// 5. Stopping the kai service is quick (init: true forwards SIGTERM).
+	r = e.must(t, "stop", container("kai"))
+	if r.Elapsed >= 3*time.Second {
+		t.Errorf("%s stop %s took %s, want under 3 s", e.Name, container("kai"), r.Elapsed)
+	}
+}
+
+// composeOverride adds what only the test needs: the HTTPS upstream, upstream trust and a
+// flow stamp for the sidecar, and the build context (the compose file is a copy).
+// Arguments: repository root, upstream cert folder, upstream CA folder.
+const composeOverride = `services:
+  upstream:
+    image: ${KAI_IMAGE}
+    command: ["python3", "/opt/upstream/upstream.py", "/upstream/upstream.pem", "/upstream/upstream.key", "8443"]
+    volumes:
+      - %[2]s:/upstream:ro
+  mitmproxy:
+    # The base command plus: trust the upstream's CA, stamp every request forwarded.
+    command: mitmdump --listen-port 8080 --set confdir=/home/mitmproxy/.mitmproxy --set ssl_verify_upstream_trusted_ca=/upstream-ca/ca.pem --modify-headers /~q/X-Via-Mitm/1
+    volumes:
+      - %[3]s:/upstream-ca:ro
+  kai:
+    build:
+      context: %[1]s
+    depends_on:
+      - upstream
+`
+
+func httpGet(url string) (string, error) {
+	c := http.Client{Timeout: 60 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), nil
+}
