@@ -258,5 +258,5 @@ func setupServers() error {
 		sys = append(sys, '\n')
 	}
 	S.sysCerts = filepath.Join(S.dir, "system-ca-certificates.crt")
-	return os.WriteFile(S.sysCerts, append(sys, dirCA.certPEM...), 0o644)
+	return os.WriteFile(S.sysCerts, append(sys, dirCA.PEM...), 0o644)
 }

@@ -1,17 +1,10 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -19,73 +12,17 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
 // completion is the fixed answer of the fake /v1/chat/completions.
 const completion = "pong from the kai-entrypoint e2e upstream"
 
 // testCA is a throwaway certificate authority made for one suite run.
-type testCA struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	certPEM []byte
-}
+type testCA = testpki.CA
 
-func newCA(name string) (*testCA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          randomSerial(),
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"kai-entrypoint e2e"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(48 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
-}
-
-// leaf issues a server certificate for host and ip.
-func (ca *testCA) leaf(host, ip string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: randomSerial(),
-		Subject:      pkix.Name{CommonName: host},
-		DNSNames:     []string{host},
-		IPAddresses:  []net.IP{net.ParseIP(ip)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(48 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
-
-func randomSerial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic(err)
-	}
-	return n
-}
+func newCA(name string) (*testCA, error) { return testpki.NewCA(name) }
 
 // tlsServer is a fake OpenAI-style HTTPS endpoint (and the same over plain
 // HTTP on another port). It echoes the X-Via-Mitm
@@ -108,7 +45,7 @@ type seenRequest struct {
 }
 
 func startTLSServer(ca *testCA, host, ip, dir string) (*tlsServer, error) {
-	cert, err := ca.leaf(host, ip)
+	cert, err := ca.Server(host, ip)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +61,7 @@ func startTLSServer(ca *testCA, host, ip, dir string) (*tlsServer, error) {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	_, plainPort, _ := net.SplitHostPort(plain.Addr().String())
 	s := &tlsServer{host: host, port: port, plainPort: plainPort, ca: ca, caFile: filepath.Join(dir, host+"-ca.pem")}
-	if err := os.WriteFile(s.caFile, ca.certPEM, 0o644); err != nil {
+	if err := os.WriteFile(s.caFile, ca.PEM, 0o644); err != nil {
 		ln.Close()
 		plain.Close()
 		return nil, err
