@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -43,7 +44,8 @@ func TestMain(m *testing.M) {
 // result is one run of the shim.
 type result struct {
 	code           int
-	stdout, stderr string
+	stdout, stderr string // stderr with slog's \" unquoted, for matching
+	rawStderr      string
 	pid            int
 }
 
@@ -66,7 +68,7 @@ func runShim(t *testing.T, env []string, args ...string) result {
 	pid := cmd.Process.Pid
 	err := cmd.Wait()
 	// slog's text format quotes messages; unquote for matching.
-	r := result{stdout: stdout.String(), stderr: strings.ReplaceAll(stderr.String(), `\"`, `"`), pid: pid}
+	r := result{stdout: stdout.String(), stderr: strings.ReplaceAll(stderr.String(), `\"`, `"`), rawStderr: stderr.String(), pid: pid}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -394,4 +396,40 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestJSONLogFormat: with KAI_ENTRYPOINT_LOG_FORMAT=json every stderr line,
+// problems included, is one JSON object naming the logger.
+func TestJSONLogFormat(t *testing.T) {
+	dir := t.TempDir()
+	writeCA(t, dir+"/certs/ca.pem", "JSON Log CA", false)
+	for _, tt := range []struct {
+		name string
+		env  []string
+		code int
+	}{
+		{"start", []string{"KAI_PROXY_HTTPS=proxy:3128"}, 0},
+		{"problems", []string{"KAI_PROXY_HTTPS=ftp://proxy", "KAI_WAIT=soon"}, 78},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runShim(t, append(append(baseEnv(dir), "KAI_ENTRYPOINT_LOG_FORMAT=json"), tt.env...), "/bin/true")
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s", r.code, tt.code, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(r.rawStderr), "\n")
+			if len(lines) < 2 {
+				t.Fatalf("only %d log lines:\n%s", len(lines), r.stderr)
+			}
+			for _, l := range lines {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(l), &rec); err != nil {
+					t.Errorf("not JSON (%v): %s", err, l)
+					continue
+				}
+				if rec["logger"] != "kai-entrypoint" || rec["msg"] == nil || rec["level"] == nil {
+					t.Errorf("record lacks logger, msg or level: %s", l)
+				}
+			}
+		})
+	}
 }
