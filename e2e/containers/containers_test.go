@@ -2,8 +2,10 @@ package containers
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,10 +28,18 @@ func TestMain(m *testing.M) {
 }
 
 // TestDocker runs the container checks with a private Docker engine and docker-compose.
-func TestDocker(t *testing.T) { containerSuite(t, startDocker(t)) }
+// It runs in parallel with TestPodman: their state is separate, and the two overlap
+// mostly on I/O (imports, container starts).
+func TestDocker(t *testing.T) {
+	t.Parallel()
+	containerSuite(t, startDocker(t))
+}
 
 // TestPodman runs the container checks with Podman and podman-compose.
-func TestPodman(t *testing.T) { containerSuite(t, setupPodman(t)) }
+func TestPodman(t *testing.T) {
+	t.Parallel()
+	containerSuite(t, setupPodman(t))
+}
 
 // standinClients are the clients kai-standin.py runs; every one must succeed.
 var standinClients = []string{"aiohttp", "curl", "httpx", "requests", "urllib"}
@@ -77,7 +87,11 @@ func containerSuite(t *testing.T, e *engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	extraCA := []string{"-v", pki.CADir + ":/etc/kai/certs/test:ro"}
+	mountOpts := "ro"
+	if e.Name == "podman" {
+		mountOpts = "ro,Z" // as README's Podman section shows (a no-op without SELinux)
+	}
+	extraCA := []string{"-v", pki.CADir + ":/etc/kai/certs/test:" + mountOpts}
 
 	// 2. The shim execs the server, `--check` and `--version` work as container commands.
 	t.Run("run", func(t *testing.T) {
@@ -131,9 +145,11 @@ func containerSuite(t *testing.T, e *engine) {
 	t.Logf("%s: done after %s", e.Name, time.Since(start).Round(time.Second))
 }
 
-// isServer reports whether p is the Kai stand-in started by the image's default command.
+// isServer reports whether p is the Kai stand-in started by the image's default command,
+// with ${MOUNT_PATH:-/} expanded at run time (the Dockerfile keeps it from build time).
 func isServer(p proc) bool {
-	return strings.HasPrefix(p.Args, "python3.12 -m kai_mcp_solution_server")
+	return strings.HasPrefix(p.Args, "python3.12 -m kai_mcp_solution_server --transport streamable-http") &&
+		strings.HasSuffix(p.Args, " --mount-path=/")
 }
 
 // runServer starts the image's default command detached, waits for /health inside the
@@ -280,16 +296,33 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 	if iWait < 0 || iReady < iWait || !strings.Contains(kaiLogs, "kai-standin: listening") {
 		t.Errorf("kai log should show the shim waiting, then ready, and the server listening:\n%s", kaiLogs)
 	}
-	if logs := e.logs(t, container("mitmproxy")); !strings.Contains(logs, "upstream:8443/v1/models") {
-		t.Errorf("mitmproxy log shows no flow to the upstream:\n%s", tail(logs, 4000))
+	// README: see the flows with `compose logs mitmproxy`.
+	if r := must(t, composeCmd("logs", "mitmproxy")); !strings.Contains(r.Stdout+r.Stderr, "upstream:8443/v1/models") {
+		t.Errorf("compose logs mitmproxy shows no flow to the upstream:\n%s", r)
 	}
-
+	// README: copy the sidecar's CA out (docker-compose exec -T; podman-compose echoes its
+	// own commands on stdout, so there README uses podman exec).
+	caCmd := composeCmd("exec", "-T", "mitmproxy", "cat", "/home/mitmproxy/.mitmproxy/mitmproxy-ca-cert.pem")
+	if e.Name == "podman" {
+		caCmd = e.cmd("exec", container("mitmproxy"), "cat", "/home/mitmproxy/.mitmproxy/mitmproxy-ca-cert.pem")
+	}
+	out := must(t, caCmd).Stdout
+	if block, rest := pem.Decode([]byte(out)); block == nil || !strings.HasPrefix(out, "-----BEGIN CERTIFICATE-----") || strings.TrimSpace(string(rest)) != "" {
+		t.Errorf("the sidecar's CA, as README copies it, is not exactly one PEM certificate:\n%s", tail(out, 2000))
+	} else if ca, err := x509.ParseCertificate(block.Bytes); err != nil {
+		t.Errorf("the sidecar's CA: %v", err)
+	} else if !ca.IsCA || !strings.Contains(ca.Subject.String(), "mitmproxy") {
+		t.Errorf("the sidecar's CA: IsCA=%v, subject %q; want mitmproxy's CA", ca.IsCA, ca.Subject)
+	}
 	// 4. The same image as OpenShift runs it, on the compose network with the sidecar's CA.
 	network := project + "_default"
 	oneOff := []string{"run", "--rm", "--network", network, "--user", openShiftUser, "--read-only", "--tmpfs", "/tmp",
 		"-v", project + "_mitmproxy-ca:/etc/kai/certs/mitmproxy:ro",
-		"-e", "KAI_PROXY_HTTPS=http://mitmproxy:8080", "-e", "KAI_CERT_DIRS=/etc/kai/certs/mitmproxy/mitmproxy-ca-cert.pem", "-e", "KAI_WAIT=30s"}
-	clients := []string{"python3", kaiStandin, "clients", "--url", upstreamURL}
+		"-e", "KAI_PROXY_HTTPS=http://mitmproxy:8080", "-e", "KAI_CERT_DIRS=/etc/kai/certs,/etc/kai/certs/mitmproxy/mitmproxy-ca-cert.pem", "-e", "KAI_WAIT=30s"}
+	// A long per-call timeout: aardvark-dns 1.4 (Podman's DNS) can stall lookups for
+	// several seconds while containers join or leave the network. A real failure (no CA,
+	// no proxy) still ends at once with an error.
+	clients := []string{"python3", kaiStandin, "clients", "--timeout", "60", "--url", upstreamURL}
 	r = e.must(t, append(append(oneOff, kaiEntrypointImage), clients...)...)
 	checkAllThroughSidecar(t, "read-only one-off container", parseReport(t, "clients", r.Stdout))
 
@@ -304,6 +337,12 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 		if res.OK || res.Error == nil || !strings.Contains(strings.ToLower(*res.Error), "certificate") {
 			t.Errorf("KAI_PROXY_NO=upstream: client %s: want a certificate error, got ok=%v error=%v", res.Client, res.OK, deref(res.Error))
 		}
+	}
+
+	// README: check Kai's view with a one-off `compose run` (through the entrypoint).
+	r = must(t, composeCmd("run", "--rm", "-T", "kai", "curl", "-sS", "-o", "/dev/null", "-w", "status=%{http_code}\n", upstreamURL))
+	if !strings.Contains(r.Stdout, "status=200") {
+		t.Errorf("compose run kai curl %s: want status=200\n%s", upstreamURL, r)
 	}
 
 	// 5. Stopping the kai service is quick (init: true forwards SIGTERM).

@@ -137,6 +137,7 @@ func setupPodman(t *testing.T) *engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	netavarkBefore := netavarkChains(t)
 	for _, f := range []struct{ name, text string }{{"containers.conf", podmanConf}, {"storage.conf", podmanStorage}} {
 		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(fmt.Sprintf(f.text, dir)), 0o644); err != nil {
 			t.Fatal(err)
@@ -154,6 +155,9 @@ func setupPodman(t *testing.T) *engine {
 			t.Errorf("podman graph root is %q, not under %s: not resetting", strings.TrimSpace(r.Stdout), dir)
 		}
 		removeTree(t, dir)
+		if len(netavarkBefore) == 0 {
+			removeNetavarkChains(t)
+		}
 	})
 	got := strings.TrimSpace(e.must(t, "info", "--format", "{{.Store.GraphRoot}} {{.Host.OCIRuntime.Name}}").Stdout)
 	if want := filepath.Join(dir, "storage") + " runc"; got != want {
@@ -190,4 +194,74 @@ func (e *engine) logs(t *testing.T, name string) string {
 	t.Helper()
 	r := execute(t, e.cmd("logs", name))
 	return r.Stdout + r.Stderr
+}
+
+// netavarkChains lists the iptables chains netavark (Podman's network stack) made, as
+// "table chain". Netavark removes its per-network rules but leaves these chains behind.
+func netavarkChains(t *testing.T) []string {
+	t.Helper()
+	var chains []string
+	for _, table := range []string{"nat", "filter"} {
+		r := execute(t, command{Args: []string{"iptables", "-t", table, "-S"}})
+		for _, line := range strings.Split(r.Stdout, "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "-N" && strings.HasPrefix(f[1], "NETAVARK") {
+				chains = append(chains, table+" "+f[1])
+			}
+		}
+	}
+	return chains
+}
+
+// removeNetavarkChains deletes the jumps into netavark's chains and the chains, when
+// there were none before the test (so none belong to another Podman user).
+func removeNetavarkChains(t *testing.T) {
+	t.Helper()
+	for _, table := range []string{"nat", "filter"} {
+		r := execute(t, command{Args: []string{"iptables", "-t", table, "-S"}})
+		var chains []string
+		for _, line := range strings.Split(r.Stdout, "\n") {
+			f := splitRule(line)
+			switch {
+			case len(f) == 2 && f[0] == "-N" && strings.HasPrefix(f[1], "NETAVARK"):
+				chains = append(chains, f[1])
+			case len(f) > 2 && f[0] == "-A" && !strings.HasPrefix(f[1], "NETAVARK") && strings.Contains(line, "-j NETAVARK"):
+				execute(t, command{Args: append([]string{"iptables", "-t", table, "-D"}, f[1:]...)})
+			}
+		}
+		for _, c := range chains {
+			execute(t, command{Args: []string{"iptables", "-t", table, "-F", c}})
+		}
+		for _, c := range chains {
+			execute(t, command{Args: []string{"iptables", "-t", table, "-X", c}})
+		}
+	}
+	if left := netavarkChains(t); len(left) > 0 {
+		t.Logf("netavark chains left: %v", left)
+	}
+}
+
+// splitRule splits one line of `iptables -S` into arguments, honouring double quotes.
+func splitRule(line string) []string {
+	var args []string
+	var cur strings.Builder
+	inQuote, inArg := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			inQuote, inArg = !inQuote, true
+		case r == ' ' && !inQuote:
+			if inArg {
+				args = append(args, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		default:
+			cur.WriteRune(r)
+			inArg = true
+		}
+	}
+	if inArg {
+		args = append(args, cur.String())
+	}
+	return args
 }
