@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,8 +21,23 @@ type Bundle struct {
 	Extras     []Cert // extra CAs not already among the system roots
 	InSystem   []Cert // extra CAs that the system bundle already has
 	Duplicates int    // extra CAs found more than once
-	Data       []byte
-	Written    bool // false when the target already held these bytes
+	Written    bool   // false when the target already held these bytes
+
+	// The bytes in two parts, so that the system roots (most of them) are
+	// never copied: compared with the old bundle and written as they are.
+	parts [][]byte
+}
+
+// Bytes returns the bundle's contents.
+func (b *Bundle) Bytes() []byte { return bytes.Join(b.parts, nil) }
+
+// Size returns the bundle's length in bytes.
+func (b *Bundle) Size() int {
+	n := 0
+	for _, p := range b.parts {
+		n += len(p)
+	}
+	return n
 }
 
 // Total is the number of certificates in the bundle.
@@ -34,8 +50,6 @@ func buildBundle(path string, sys *systemRoots, extras []Cert) *Bundle {
 	b := &Bundle{Path: path, SystemPath: sys.Path, System: sys.Count}
 	seen := map[[32]byte]bool{}
 	var buf bytes.Buffer
-	buf.Grow(len(sys.PEM) + 2048*len(extras))
-	buf.Write(sys.PEM)
 	for _, c := range extras {
 		switch {
 		case seen[c.Sum]:
@@ -49,7 +63,7 @@ func buildBundle(path string, sys *systemRoots, extras []Cert) *Bundle {
 		}
 		seen[c.Sum] = true
 	}
-	b.Data = buf.Bytes()
+	b.parts = [][]byte{sys.PEM, buf.Bytes()}
 	return b
 }
 
@@ -58,8 +72,12 @@ func buildBundle(path string, sys *systemRoots, extras []Cert) *Bundle {
 // folder and renamed over path. The rename replaces a symlink planted at
 // path instead of following it. When path already holds exactly data it is
 // left alone. No fsync: the bundle is rebuilt at every start.
-func writeAtomic(path string, data []byte) (written bool, err error) {
-	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(data)) && fi.Mode().Perm() == 0o644 {
+func writeAtomic(path string, data ...[]byte) (written bool, err error) {
+	size := 0
+	for _, p := range data {
+		size += len(p)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(size) && fi.Mode().Perm() == 0o644 {
 		if sameContent(path, data) {
 			return false, nil
 		}
@@ -83,7 +101,8 @@ func writeAtomic(path string, data []byte) (written bool, err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err = tmp.Write(data); err != nil {
+	bufs := net.Buffers(append([][]byte(nil), data...))
+	if _, err = bufs.WriteTo(tmp); err != nil { // one writev
 		return false, writeError(path, err)
 	}
 	if err = tmp.Chmod(0o644); err != nil {
@@ -116,23 +135,38 @@ func removeStaleTemps(glob string) {
 	}
 }
 
-// sameContent reports whether the file at path holds exactly data, reading
-// it in small pieces instead of all at once.
-func sameContent(path string, data []byte) bool {
+// sameContent reports whether the file at path holds exactly the
+// concatenation of parts, reading it in small pieces.
+func sameContent(path string, parts [][]byte) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
+	want := append([][]byte(nil), parts...) // consumed below
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := io.ReadFull(f, buf)
-		if n > len(data) || !bytes.Equal(buf[:n], data[:n]) {
-			return false
+		for chunk := buf[:n]; len(chunk) > 0; {
+			for len(want) > 0 && len(want[0]) == 0 {
+				want = want[1:]
+			}
+			if len(want) == 0 {
+				return false // the file is longer
+			}
+			k := min(len(chunk), len(want[0]))
+			if !bytes.Equal(chunk[:k], want[0][:k]) {
+				return false
+			}
+			chunk, want[0] = chunk[k:], want[0][k:]
 		}
-		data = data[n:]
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return len(data) == 0
+			for _, w := range want {
+				if len(w) > 0 {
+					return false // the file is shorter
+				}
+			}
+			return true
 		}
 		if err != nil {
 			return false

@@ -70,8 +70,8 @@ func TestBuildBundle(t *testing.T) {
 			for _, c := range tt.want {
 				want = append(want, c.PEM()...)
 			}
-			if !bytes.Equal(b.Data, want) {
-				t.Errorf("Data:\n%s\nwant (%s):\n%s", b.Data, subjects(tt.want), want)
+			if !bytes.Equal(b.Bytes(), want) {
+				t.Errorf("Data:\n%s\nwant (%s):\n%s", b.Bytes(), subjects(tt.want), want)
 			}
 			if b.Path != out || b.SystemPath != tt.sys || b.System != sys.Count || b.Total() != len(tt.want) || b.Duplicates != tt.dups {
 				t.Errorf("Path %s SystemPath %q System %d Total %d Duplicates %d; want %s %q %d %d %d",
@@ -83,8 +83,8 @@ func TestBuildBundle(t *testing.T) {
 			if got := sources(b.InSystem); fmt.Sprint(got) != fmt.Sprint(tt.inSystem) {
 				t.Errorf("InSystem from %v, want %v", got, tt.inSystem)
 			}
-			checkFraming(t, b.Data, b.Total())
-			if again := buildBundle(out, sys, tt.extras); !bytes.Equal(again.Data, b.Data) {
+			checkFraming(t, b.Bytes(), b.Total())
+			if again := buildBundle(out, sys, tt.extras); !bytes.Equal(again.Bytes(), b.Bytes()) {
 				t.Error("the same inputs gave different bytes")
 			}
 		})
@@ -130,16 +130,16 @@ func TestBuildBundle_MessyInputs(t *testing.T) {
 			t.Errorf("extra %d is %q, want %q", i, c.X509.Subject.CommonName, wantExtras[i].Cert.Subject.CommonName)
 		}
 	}
-	if !bytes.HasPrefix(b.Data, sys.PEM) {
+	if !bytes.HasPrefix(b.Bytes(), sys.PEM) {
 		t.Error("the bundle does not start with the system roots")
 	}
-	checkFraming(t, b.Data, b.Total())
-	if bytes.Contains(b.Data, []byte("TRUSTED CERTIFICATE-----")) || bytes.Contains(b.Data, []byte(" KEY-----")) {
+	checkFraming(t, b.Bytes(), b.Total())
+	if bytes.Contains(b.Bytes(), []byte("TRUSTED CERTIFICATE-----")) || bytes.Contains(b.Bytes(), []byte(" KEY-----")) {
 		t.Error("the bundle holds a TRUSTED CERTIFICATE or a key block")
 	}
 	// Go: every extra is a usable root.
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b.Data) {
+	if !pool.AppendCertsFromPEM(b.Bytes()) {
 		t.Fatal("AppendCertsFromPEM found nothing")
 	}
 	if _, err := leaf.Cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "server.messy.test"}); err != nil {
@@ -147,7 +147,7 @@ func TestBuildBundle_MessyInputs(t *testing.T) {
 	}
 
 	out := filepath.Join(dir, "out.pem")
-	if _, err := writeAtomic(out, b.Data); err != nil {
+	if _, err := writeAtomic(out, b.Bytes()); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("openssl", func(t *testing.T) {

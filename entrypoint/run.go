@@ -331,7 +331,7 @@ func (p *Plan) makeBundle(cfg *Config, inherited *Env, extras []Cert, check bool
 	if check {
 		return nil
 	}
-	b.Written, err = writeAtomic(cfg.CABundle, b.Data)
+	b.Written, err = writeAtomic(cfg.CABundle, b.parts...)
 	if err != nil {
 		return asConfigError(multierror.Append(nil, err))
 	}

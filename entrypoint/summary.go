@@ -79,7 +79,7 @@ func (p *Plan) WriteSummary(w io.Writer) error {
 		for _, c := range b.InSystem {
 			pr("    %s\tsha256:%s\texpires %s\t%s (already a system root)", c.X509.Subject.String(), c.Fingerprint(), c.X509.NotAfter.UTC().Format(time.DateOnly), c.Source)
 		}
-		pr("  would write:\t%s (%d certificates, %d bytes)", b.Path, b.Total(), len(b.Data))
+		pr("  would write:\t%s (%d certificates, %d bytes)", b.Path, b.Total(), b.Size())
 		pr("  pointed at it:\t%s", strings.Join(p.CAVars, ", "))
 	}
 	if len(p.Warnings) > 0 {

@@ -1,0 +1,50 @@
+package entrypoint
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestSameContent compares a file with parts split at places that do and
+// do not line up with its 32 KiB reads.
+func TestSameContent(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 5000) // 80,000 bytes: three reads
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed := append([]byte(nil), data...)
+	changed[70000] = 'X'
+	tests := []struct {
+		name  string
+		parts [][]byte
+		want  bool
+	}{
+		{"one part", [][]byte{data}, true},
+		{"split inside a read", [][]byte{data[:100], data[100:]}, true},
+		{"split at a read boundary", [][]byte{data[:32<<10], nil, data[32<<10:]}, true},
+		{"many parts", [][]byte{data[:1], data[1:40000], {}, data[40000:79999], data[79999:]}, true},
+		{"shorter parts", [][]byte{data[:100], data[100 : len(data)-1]}, false},
+		{"longer parts", [][]byte{data, []byte("x")}, false},
+		{"a byte differs in the last read", [][]byte{changed[:50000], changed[50000:]}, false},
+		{"nothing", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := make([]int, len(tt.parts))
+			for i, p := range tt.parts {
+				before[i] = len(p)
+			}
+			if got := sameContent(path, tt.parts); got != tt.want {
+				t.Errorf("sameContent = %v, want %v", got, tt.want)
+			}
+			for i, p := range tt.parts {
+				if len(p) != before[i] {
+					t.Errorf("part %d changed length: %d, was %d", i, len(p), before[i])
+				}
+			}
+		})
+	}
+}
