@@ -261,13 +261,12 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 		execute(t, e.cmd("rmi", kaiEntrypointImage))
 	})
 
-	// podman-compose 1.0.3 exits 0 even when a build or a `podman run` fails: check the
-	// image and the containers rather than the exit status alone.
-	r := must(t, composeCmd("build").withTimeout(10*time.Minute))
+	// As README: `up -d --build`. podman-compose 1.0.3 exits 0 even when the build or a
+	// `podman run` fails: check the image and the containers, not the exit status alone.
+	r := must(t, composeCmd("up", "-d", "--build").withTimeout(10*time.Minute))
 	if execute(t, e.cmd("image", "inspect", kaiEntrypointImage)).Err != nil {
-		t.Fatalf("compose build made no %s:\n%s", kaiEntrypointImage, r)
+		t.Fatalf("compose up --build made no %s:\n%s", kaiEntrypointImage, r)
 	}
-	r = must(t, composeCmd("up", "-d"))
 	for _, s := range []string{"mitmproxy", "upstream", "kai"} {
 		if st := execute(t, e.cmd("inspect", "--format", "{{.State.Status}}", container(s))); strings.TrimSpace(st.Stdout) != "running" {
 			t.Fatalf("compose up: %s is %q, not running\n%s", container(s), strings.TrimSpace(st.Stdout), r)
