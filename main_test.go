@@ -433,3 +433,42 @@ func TestJSONLogFormat(t *testing.T) {
 		})
 	}
 }
+
+// TestSignalAsPID1 runs the shim as PID 1 of a new PID namespace, as in a
+// container without an init: there the kernel ignores a signal without a
+// handler and a Go process would exit 2, so the shim must still end with
+// 143 on SIGTERM.
+func TestSignalAsPID1(t *testing.T) {
+	requireTool(t, "util-linux", "unshare", "--pid", "--fork", "true")
+	dir := t.TempDir()
+	cmd := exec.Command("unshare", "--pid", "--fork", shim, "/bin/sh", "-c", `echo "pid=$$"`)
+	cmd.Env = append(baseEnv(dir)[:3], "KAI_WAIT=30s", "KAI_PROXY_HTTPS=127.0.0.1:1")
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "waiting") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shim never started waiting:\n%s", stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The shim is unshare's only child; signal it from outside its namespace.
+	out, err := exec.Command("pgrep", "-P", strconv.Itoa(cmd.Process.Pid)).Output()
+	if err != nil {
+		t.Fatalf("finding the shim: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	syscall.Kill(pid, syscall.SIGTERM)
+	err = cmd.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code != 143 {
+		t.Errorf("exit %d (%v), want 143\n%s", code, err, stderr)
+	}
+}
