@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -292,6 +293,7 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 
 	// 3. Every client in the Kai stand-in reaches the upstream through the sidecar.
 	upstreamURL := "https://upstream:8443/v1/models"
+	waitDNS(t, e, container("mitmproxy"), "upstream")
 	var rep standinReport
 	for attempt := 1; ; attempt++ {
 		body, err := httpGet(base + "/probe?url=" + upstreamURL)
@@ -331,9 +333,10 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 	} else if !ca.IsCA || !strings.Contains(ca.Subject.String(), "mitmproxy") {
 		t.Errorf("the sidecar's CA: IsCA=%v, subject %q; want mitmproxy's CA", ca.IsCA, ca.Subject)
 	}
-	// 4. The same image as OpenShift runs it, on the compose network with the sidecar's CA.
-	network := project + "_default"
-	oneOff := []string{"run", "--rm", "--network", network, "--user", openShiftUser, "--read-only", "--tmpfs", "/tmp",
+	// 4. The same image as OpenShift runs it, with the sidecar's CA. The one-off containers
+	// share the kai container's network namespace: joining the compose network afresh
+	// would make Podman's DNS reload (see dnsHiccup).
+	oneOff := []string{"run", "--rm", "--network", "container:" + container("kai"), "--user", openShiftUser, "--read-only", "--tmpfs", "/tmp",
 		"-v", project + "_mitmproxy-ca:/etc/kai/certs/mitmproxy:ro",
 		"-e", "KAI_PROXY_HTTPS=http://mitmproxy:8080", "-e", "KAI_CERT_DIRS=/etc/kai/certs,/etc/kai/certs/mitmproxy/mitmproxy-ca-cert.pem", "-e", "KAI_WAIT=30s"}
 	// A long per-call timeout: aardvark-dns 1.4 (Podman's DNS) can stall lookups for
@@ -372,7 +375,7 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 
 	// README: check Kai's view with a one-off `compose run` (through the entrypoint).
 	// (--retry: see dnsHiccup.)
-	r = must(t, composeCmd("run", "--rm", "-T", "kai", "curl", "-sS", "--retry", "5", "--retry-all-errors", "--retry-delay", "2",
+	r = must(t, composeCmd("run", "--rm", "-T", "kai", "curl", "-sS", "--retry", "10", "--retry-all-errors", "--retry-delay", "2",
 		"-o", "/dev/null", "-w", "status=%{http_code}\n", upstreamURL))
 	if !strings.Contains(r.Stdout, "status=200") {
 		t.Errorf("compose run kai curl %s: want status=200\n%s", upstreamURL, r)
@@ -404,6 +407,27 @@ func dnsHiccup(rep standinReport) bool {
 		}
 	}
 	return false
+}
+
+// waitDNS waits until name resolves quickly inside the container twice in a row: after a
+// container joins a Podman network, aardvark-dns may answer late or not at all for a while.
+func waitDNS(t *testing.T, e *engine, container, name string) {
+	t.Helper()
+	fast := 0
+	err := waitFor(60*time.Second, func() error {
+		r := execute(t, e.cmd("exec", container, "getent", "hosts", name))
+		if r.Err != nil || r.Elapsed > time.Second {
+			fast = 0
+			return fmt.Errorf("getent hosts %s in %s: %v after %s", name, container, r.Err, r.Elapsed)
+		}
+		if fast++; fast < 2 {
+			return errors.New("once")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Logf("name lookups still unsettled: %v", err)
+	}
 }
 
 // composeOverride adds what only the test needs: the HTTPS upstream, upstream trust and a
