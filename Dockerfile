@@ -1,9 +1,10 @@
 # kai-entrypoint on top of a Kai server image.
 #
-#   docker build -t localhost/kai-with-entrypoint .
+#   docker build -t localhost/kai-entrypoint .
 #
 # Build arguments (all optional; the defaults are public images):
-#   GO_IMAGE  Go toolchain for the builder stage (default golang:1.26-bookworm).
+#   GO_IMAGE  Go toolchain for the builder stage (default
+#             docker.io/library/golang:1.26-bookworm; fully qualified for Podman).
 #   KAI_IMAGE Kai server image the final stage is based on
 #             (default quay.io/konveyor/kai-solution-server:latest).
 #   KAI_CMD   Command line that starts the Kai server. Setting ENTRYPOINT resets the
@@ -19,7 +20,7 @@
 # system with a writable /tmp (OpenShift's defaults): kai-entrypoint writes only
 # KAI_CA_BUNDLE, which defaults to /tmp/kai-entrypoint/ca-bundle.pem.
 
-ARG GO_IMAGE=golang:1.26-bookworm
+ARG GO_IMAGE=docker.io/library/golang:1.26-bookworm
 ARG KAI_IMAGE=quay.io/konveyor/kai-solution-server:latest
 
 FROM ${GO_IMAGE} AS builder
