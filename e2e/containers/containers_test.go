@@ -115,6 +115,11 @@ func containerSuite(t *testing.T, e *engine) {
 		if len(ps) != 1 || !isServer(ps[0]) {
 			t.Errorf("without --init: want only the Kai server process, got %+v", ps)
 		}
+		// It kept the shim's PID: inside the container it is PID 1.
+		pid1 := strings.TrimSpace(strings.ReplaceAll(e.must(t, "exec", name, "cat", "/proc/1/cmdline").Stdout, "\x00", " "))
+		if !isServer(proc{Args: pid1}) {
+			t.Errorf("without --init: PID 1 is %q, want the Kai server", pid1)
+		}
 		// With --init, the server is the init's only child.
 		name = runServer(t, e, "run-init-"+randomSuffix(), image, "--init")
 		ps = e.top(t, name)
