@@ -13,11 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/konveyor/kai-entrypoint/internal/testio"
 	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
@@ -381,22 +381,7 @@ func TestSignalBeforeExec(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testio.SyncBuffer
 
 // TestJSONLogFormat: with KAI_ENTRYPOINT_LOG_FORMAT=json every stderr line,
 // problems included, is one JSON object naming the logger.

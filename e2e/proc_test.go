@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/x509"
 	"encoding/pem"
@@ -18,26 +17,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/konveyor/kai-entrypoint/internal/testio"
 )
 
-// syncBuffer is an io.Writer safe for a process's output goroutine and a
-// test reading it at the same time.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a testio.SyncBuffer that can also wait for its contents.
+type syncBuffer struct{ testio.SyncBuffer }
 
 // waitFor polls until the output contains want (case-insensitively) or the
 // process ends or the timeout passes.
