@@ -224,6 +224,7 @@ func TestExitCodes(t *testing.T) {
 		{"check valid with command", nil, []string{"--check", "sh", "-c", "exit 9"}, 0, "Command:  /usr/bin/sh -c", ""},
 		{"check invalid", []string{"KAI_WAIT=later"}, []string{"--check"}, 78, "", `KAI_WAIT="later": not a duration`},
 		{"check with missing command", nil, []string{"--check", "no-such-command-kai"}, 78, "", "command no-such-command-kai: not found"},
+		{"check does not wait", []string{"KAI_WAIT=1h", "KAI_PROXY_HTTPS=127.0.0.1:1"}, []string{"--check"}, 0, "would wait for:  proxy 127.0.0.1:1 (KAI_WAIT=1h0m0s)", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

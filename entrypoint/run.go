@@ -170,7 +170,9 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 	for _, r := range p.Sources {
 		extras = append(extras, r.Certs...)
 	}
-	if len(extras) == 0 {
+	if len(extras) == 0 && o.Check {
+		// The summary says it.
+	} else if len(extras) == 0 {
 		log.Info("no extra CA certificate found in KAI_CERT_DIRS; CA variables left as inherited", "KAI_CERT_DIRS", strings.Join(cfg.CertSources, ","))
 	} else if err := p.makeBundle(cfg, inherited, extras, o.Check, log); err != nil {
 		return p, err
@@ -265,6 +267,7 @@ func (p *Plan) collectSources(cfg *Config, results map[string]sourceResult, leni
 		}
 		if lenient && cfg.CertExplicit && !r.ready() {
 			p.Waiting = append(p.Waiting, fmt.Sprintf("cert source %s (%s)", s, notReadyReason(r)))
+			p.Sources = append(p.Sources, sourceResult{Entry: s, Missing: r.Missing, Files: r.Files}) // nothing used from it
 			continue
 		}
 		switch {
@@ -293,8 +296,12 @@ func (p *Plan) collectSources(cfg *Config, results map[string]sourceResult, leni
 		p.Sources = append(p.Sources, r)
 	}
 	if lenient {
+		seen := map[string]bool{}
 		for _, px := range cfg.Proxies {
-			p.Waiting = append(p.Waiting, "proxy "+px.HostPort())
+			if !seen[px.HostPort()] {
+				seen[px.HostPort()] = true
+				p.Waiting = append(p.Waiting, "proxy "+px.HostPort())
+			}
 		}
 	}
 }

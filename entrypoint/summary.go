@@ -64,7 +64,9 @@ func (p *Plan) WriteSummary(w io.Writer) error {
 		pr("  would wait for:\t%s (KAI_WAIT=%s)", wt, p.Config.Wait)
 	}
 	b := p.Bundle
-	if b == nil {
+	if b == nil && len(p.Waiting) > 0 {
+		pr("  no extra CA yet: a run would wait for the above (KAI_WAIT), then build and write the bundle")
+	} else if b == nil {
 		pr("  no extra CA found: nothing would be written and the CA variables would stay as inherited")
 	} else {
 		sys := b.SystemPath
