@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -77,12 +78,15 @@ func writeAtomic(path string, data ...[]byte) (written bool, err error) {
 	for _, p := range data {
 		size += len(p)
 	}
+	dir := filepath.Dir(path)
+	if err := checkOwner(dir); err != nil {
+		return false, writeError(path, err)
+	}
 	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(size) && fi.Mode().Perm() == 0o644 {
 		if sameContent(path, data) {
 			return false, nil
 		}
 	}
-	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return false, writeError(path, err)
@@ -172,4 +176,20 @@ func sameContent(path string, parts [][]byte) bool {
 			return false
 		}
 	}
+}
+
+// checkOwner refuses a bundle folder that belongs to another user: on a
+// shared /tmp, whoever owns /tmp/kai-entrypoint could swap the bundle, and
+// so choose which CAs every client trusts. Root's folders are fine (an
+// image may prepare one, group-writable for OpenShift's GID 0).
+func checkOwner(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil // missing: created below, by us
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 || int(st.Uid) == os.Geteuid() {
+		return nil
+	}
+	return fmt.Errorf("folder %s belongs to uid %d, neither this user (uid %d) nor root, who could replace the bundle", dir, st.Uid, os.Geteuid())
 }
