@@ -52,17 +52,21 @@ func buildBundle(path string, sys *systemRoots, extras []Cert) *Bundle {
 	seen := map[[32]byte]bool{}
 	var buf bytes.Buffer
 	for _, c := range extras {
-		switch {
-		case seen[c.Sum]:
+		if seen[c.Sum] {
 			b.Duplicates++
 			continue
-		case sys.sums[c.Sum]:
-			b.InSystem = append(b.InSystem, c)
-		default:
-			b.Extras = append(b.Extras, c)
-			pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.X509.Raw})
 		}
 		seen[c.Sum] = true
+		// Encode once: the block is both the output and, for a system
+		// bundle read by the fast path, the key to look it up by.
+		start := buf.Len()
+		pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.X509.Raw})
+		if sys.hasBlock(buf.Bytes()[start:], c) {
+			buf.Truncate(start)
+			b.InSystem = append(b.InSystem, c)
+			continue
+		}
+		b.Extras = append(b.Extras, c)
 	}
 	b.parts = [][]byte{sys.PEM, buf.Bytes()}
 	return b

@@ -3,7 +3,6 @@ package entrypoint
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -13,11 +12,12 @@ import (
 // systemRoots is the system bundle, read without X.509 parsing: it is the
 // largest input and is trusted as it is.
 type systemRoots struct {
-	Path     string   // "" when none was found
-	PEM      []byte   // its certificates, cleanly framed
-	Count    int      // certificates kept
-	Warnings []string // blocks dropped, fallbacks taken
-	sums     map[[sha256.Size]byte]bool
+	Path     string                     // "" when none was found
+	PEM      []byte                     // its certificates, cleanly framed
+	Count    int                        // certificates kept
+	Warnings []string                   // blocks dropped, fallbacks taken
+	sums     map[[sha256.Size]byte]bool // careful path: SHA-256 of each DER
+	text     map[string]bool            // fast path: each block's canonical base64 body
 }
 
 // findSystemBundle returns the inherited SSL_CERT_FILE when it names an
@@ -55,9 +55,16 @@ func readSystemRoots(path string) (*systemRoots, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading system bundle %s: %v", path, cause(err))
 	}
-	if fastSystemRoots(s, data) {
-		return s, nil
+	if !fastSystemRoots(s, data) {
+		carefulSystemRoots(s, data)
 	}
+	return s, nil
+}
+
+// carefulSystemRoots reads any bundle: it decodes every block, drops the
+// ones that do not decode, and re-encodes the rest.
+func carefulSystemRoots(s *systemRoots, data []byte) {
+	var err error
 	blocks, _ := scanPEM(data, isCertType)
 	buf := make([]byte, 0, len(data))
 	for _, b := range blocks {
@@ -69,7 +76,7 @@ func readSystemRoots(path string) (*systemRoots, error) {
 			der, err = certDER(b)
 		}
 		if b.Err != nil || err != nil {
-			s.Warnings = append(s.Warnings, fmt.Sprintf("system bundle %s: %s does not decode, dropped", path, b.Pos()))
+			s.Warnings = append(s.Warnings, fmt.Sprintf("system bundle %s: %s does not decode, dropped", s.Path, b.Pos()))
 			continue
 		}
 		sum := sha256.Sum256(der)
@@ -81,7 +88,6 @@ func readSystemRoots(path string) (*systemRoots, error) {
 		s.Count++
 	}
 	s.PEM = buf
-	return s, nil
 }
 
 func isRegular(path string) bool {
@@ -105,9 +111,73 @@ var (
 	certEnd   = []byte("-----END CERTIFICATE-----\n")
 )
 
-// strictBase64 rejects non-zero padding bits, so that a body it decodes
-// is exactly what pem.Encode would write for the DER.
-var strictBase64 = base64.StdEncoding.Strict()
+// b64Value maps a base64 character to its 6-bit value, and every other
+// byte to 0xff.
+var b64Value = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" {
+		t[c] = byte(i)
+	}
+	return t
+}()
+
+// canonicalBase64 reports whether body, in pem.Encode's 64-column lines
+// (pemLines checked that), is standard base64 that a strict decoder
+// accepts: only base64 characters, whole quanta, padding only at the end
+// and with zero unused bits. It checks what decoding would, without
+// decoding: one table look-up per character, OR-ed together, since no
+// valid character's value has either of the top two bits set.
+func canonicalBase64(body []byte) bool {
+	b := body[:len(body)-1] // the final LF
+	pad := 0
+	for pad < 2 && len(b) > 0 && b[len(b)-1] == '=' {
+		b, pad = b[:len(b)-1], pad+1
+	}
+	b = bytes.TrimSuffix(b, []byte{'\n'}) // padding alone on the last line
+	if len(b) == 0 {
+		return false
+	}
+	last := b[len(b)-1]
+	var acc byte
+	n := 0
+	for len(b) > 0 {
+		line := b
+		if len(line) > 64 {
+			line, b = b[:64], b[65:] // b[64] is an LF: pemLines
+		} else {
+			b = nil
+		}
+		for _, c := range line {
+			acc |= b64Value[c]
+		}
+		n += len(line)
+	}
+	if acc&0xc0 != 0 || (n+pad)%4 != 0 {
+		return false
+	}
+	switch pad {
+	case 1:
+		return b64Value[last]&0x03 == 0
+	case 2:
+		return b64Value[last]&0x0f == 0
+	}
+	return true
+}
+
+// has reports whether c is among the system roots.
+func (s *systemRoots) has(c Cert) bool {
+	return s.hasBlock(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.X509.Raw}), c)
+}
+
+// hasBlock is has for a caller that already holds c as pem.Encode writes it.
+func (s *systemRoots) hasBlock(block []byte, c Cert) bool {
+	if s.text != nil {
+		return s.text[string(block[len(certBegin):len(block)-len(certEnd)])]
+	}
+	return s.sums[c.Sum]
+}
 
 // fastSystemRoots handles the common case of a system bundle that is
 // already written the way pem.Encode writes: only CERTIFICATE blocks,
@@ -119,8 +189,7 @@ var strictBase64 = base64.StdEncoding.Strict()
 func fastSystemRoots(s *systemRoots, data []byte) bool {
 	var out []byte // nil while data[:end] is exactly the blocks kept
 	end, count := 0, 0
-	der := make([]byte, 0, 8192)
-	sums := map[[sha256.Size]byte]bool{}
+	text := make(map[string]bool, 256)
 	for off := 0; off < len(data); {
 		i := bytes.Index(data[off:], beginMark)
 		if i < 0 {
@@ -137,21 +206,16 @@ func fastSystemRoots(s *systemRoots, data []byte) bool {
 		}
 		body := rest[:j]
 		off = start + len(certBegin) + j + len(certEnd)
-		if !pemLines(body) {
+		if !pemLines(body) || !canonicalBase64(body) {
 			return false
 		}
-		if cap(der) < len(body) {
-			der = make([]byte, len(body))
-		}
-		n, err := strictBase64.Decode(der[:cap(der)], body)
-		if err != nil || n == 0 {
-			return false
-		}
-		sum := sha256.Sum256(der[:n])
-		dup := sums[sum]
+		// The body is exactly what pem.Encode writes for its DER, so the
+		// text is a one-to-one key: no need to decode and hash it.
+		key := string(body)
+		dup := text[key]
 		if out == nil && start == end && !dup {
 			end = off
-			sums[sum] = true
+			text[key] = true
 			count++
 			continue
 		}
@@ -161,14 +225,14 @@ func fastSystemRoots(s *systemRoots, data []byte) bool {
 		if dup {
 			continue
 		}
-		sums[sum] = true
+		text[key] = true
 		out = append(out, data[start:off]...)
 		count++
 	}
 	if out == nil {
 		out = data[:end]
 	}
-	s.PEM, s.Count, s.sums = out, count, sums
+	s.PEM, s.Count, s.text, s.sums = out, count, text, nil
 	return true
 }
 

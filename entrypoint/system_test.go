@@ -174,13 +174,13 @@ func TestReadSystemRoots(t *testing.T) {
 			if strings.Join(s.Warnings, "\n") != strings.Join(wantWarn, "\n") {
 				t.Errorf("warnings:\n got %q\nwant %q", s.Warnings, wantWarn)
 			}
-			if len(s.sums) != len(tt.want) {
-				t.Errorf("%d sums, want %d", len(s.sums), len(tt.want))
-			}
 			for _, c := range tt.want {
-				if !s.sums[c.Sum()] {
-					t.Errorf("sums lacks %q", c.Cert.Subject.CommonName)
+				if !s.has(Cert{X509: c.Cert, Sum: c.Sum()}) {
+					t.Errorf("has(%q) = false", c.Cert.Subject.CommonName)
 				}
+			}
+			if other := genCA(t, "not a system root"); s.has(Cert{X509: other.Cert, Sum: other.Sum()}) {
+				t.Error("has(a certificate not in the bundle) = true")
 			}
 			checkFraming(t, s.PEM, len(tt.want))
 		})
@@ -189,7 +189,7 @@ func TestReadSystemRoots(t *testing.T) {
 
 func TestReadSystemRoots_NoPath(t *testing.T) {
 	s, err := readSystemRoots("")
-	if err != nil || s.Path != "" || s.Count != 0 || len(s.PEM) != 0 || len(s.Warnings) != 0 || s.sums == nil {
+	if err != nil || s.Path != "" || s.Count != 0 || len(s.PEM) != 0 || len(s.Warnings) != 0 {
 		t.Fatalf("got %+v, %v; want an empty set of roots", s, err)
 	}
 }
