@@ -83,15 +83,18 @@ func writeAtomic(path string, data ...[]byte) (written bool, err error) {
 		size += len(p)
 	}
 	dir := filepath.Dir(path)
-	if err := checkOwner(dir); err != nil {
-		return false, writeError(path, err)
+	dirInfo, dirErr := os.Stat(dir)
+	if dirErr == nil {
+		if err := checkOwner(dir, dirInfo); err != nil {
+			return false, writeError(path, err)
+		}
 	}
 	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(size) && fi.Mode().Perm() == 0o644 {
 		if sameContent(path, data) {
 			return false, nil
 		}
 	}
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(dirErr, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return false, writeError(path, err)
 		}
@@ -186,11 +189,7 @@ func sameContent(path string, parts [][]byte) bool {
 // shared /tmp, whoever owns /tmp/kai-entrypoint could swap the bundle, and
 // so choose which CAs every client trusts. Root's folders are fine (an
 // image may prepare one, group-writable for OpenShift's GID 0).
-func checkOwner(dir string) error {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return nil // missing: created below, by us
-	}
+func checkOwner(dir string, fi fs.FileInfo) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || st.Uid == 0 || int(st.Uid) == os.Geteuid() {
 		return nil

@@ -20,9 +20,6 @@ import (
 // large, so a larger one is a mistake (a mounted disk image, a log file).
 const maxCertFileSize = 4 << 20
 
-// noCertWarning ends the warning for a file without a certificate.
-const noCertWarning = "no certificate found, skipped"
-
 // Cert is one extra CA certificate and where it came from.
 type Cert struct {
 	X509   *x509.Certificate
@@ -41,6 +38,7 @@ type sourceResult struct {
 	Certs    []Cert
 	Errs     []error  // configuration errors
 	Warnings []string // files skipped and why
+	NoCert   []string // files read that hold no certificate (a README, a key, a .p12)
 	Files    int      // files read
 }
 
@@ -162,7 +160,7 @@ func (r *sourceResult) file(path string, fi fs.FileInfo, seen map[fileID]bool) {
 	r.Certs = append(r.Certs, certs...)
 	r.Errs = append(r.Errs, errs...)
 	if len(certs) == 0 && len(errs) == 0 {
-		r.Warnings = append(r.Warnings, path+": "+noCertWarning)
+		r.NoCert = append(r.NoCert, path)
 	}
 }
 

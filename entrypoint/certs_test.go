@@ -118,6 +118,7 @@ type sourceCase struct {
 	sources  []string    // Cert.Source of each
 	files    int
 	warnings []string // exact texts, in order
+	noCert   []string // files without a certificate, in order
 	errs     []string // exact texts, in order
 	missing  bool
 }
@@ -271,7 +272,7 @@ func TestReadSource(t *testing.T) {
 				return dir
 			},
 			certs: []*testCert{a}, sources: []string{"ca.pem"}, files: 3,
-			warnings: []string{"README.md: no certificate found, skipped", "ca.key: no certificate found, skipped"},
+			noCert: []string{"README.md", "ca.key"},
 		},
 		{
 			name: "corrupt blocks name the file and the block, other files still read",
@@ -370,6 +371,13 @@ func TestReadSource(t *testing.T) {
 			}
 			if strings.Join(got, "\n") != strings.Join(tt.warnings, "\n") {
 				t.Errorf("warnings:\n got %q\nwant %q", got, tt.warnings)
+			}
+			got = nil
+			for _, f := range r.NoCert {
+				got = append(got, rel(f))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.noCert, "\n") {
+				t.Errorf("files without a certificate:\n got %q\nwant %q", got, tt.noCert)
 			}
 			got = nil
 			for _, e := range errTexts(r.Errs) {
@@ -473,13 +481,13 @@ func TestReadSource_MitmproxyConfdir(t *testing.T) {
 	if len(r.Errs) != 0 || r.Files != 6 {
 		t.Fatalf("errors %v, %d files read; want none, 6", r.Errs, r.Files)
 	}
-	wantWarn := []string{
-		filepath.Join(dir, "mitmproxy-ca-cert.p12") + ": no certificate found, skipped",
-		filepath.Join(dir, "mitmproxy-ca.p12") + ": no certificate found, skipped",
-		filepath.Join(dir, "mitmproxy-dhparam.pem") + ": no certificate found, skipped",
+	wantNoCert := []string{
+		filepath.Join(dir, "mitmproxy-ca-cert.p12"),
+		filepath.Join(dir, "mitmproxy-ca.p12"),
+		filepath.Join(dir, "mitmproxy-dhparam.pem"),
 	}
-	if strings.Join(r.Warnings, "\n") != strings.Join(wantWarn, "\n") {
-		t.Errorf("warnings:\n got %q\nwant %q", r.Warnings, wantWarn)
+	if strings.Join(r.NoCert, "\n") != strings.Join(wantNoCert, "\n") || len(r.Warnings) != 0 {
+		t.Errorf("files without a certificate:\n got %q\nwant %q\nwarnings %q, want none", r.NoCert, wantNoCert, r.Warnings)
 	}
 	if len(r.Certs) != 3 {
 		t.Fatalf("got %d certificates, want 3 (.cer, -cert.pem, ca.pem)", len(r.Certs))

@@ -160,3 +160,17 @@ func NoProxyList(raw string, loopback bool) string {
 	}
 	return strings.Join(out, ",")
 }
+
+// distinctAddrs keeps the first proxy of each host:port: KAI_PROXY_HTTP and
+// KAI_PROXY_HTTPS often name the same one, which is waited for once.
+func distinctAddrs(proxies []Proxy) []Proxy {
+	var out []Proxy
+	seen := map[string]bool{}
+	for _, px := range proxies {
+		if !seen[px.HostPort()] {
+			seen[px.HostPort()] = true
+			out = append(out, px)
+		}
+	}
+	return out
+}

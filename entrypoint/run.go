@@ -170,12 +170,13 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 	for _, r := range p.Sources {
 		extras = append(extras, r.Certs...)
 	}
-	if len(extras) == 0 && o.Check {
-		// The summary says it.
-	} else if len(extras) == 0 {
+	switch {
+	case len(extras) > 0:
+		if err := p.makeBundle(cfg, inherited, extras, o.Check, log); err != nil {
+			return p, err
+		}
+	case !o.Check: // --check says it in the summary
 		log.Info("no extra CA certificate found in KAI_CERT_DIRS; CA variables left as inherited", "KAI_CERT_DIRS", strings.Join(cfg.CertSources, ","))
-	} else if err := p.makeBundle(cfg, inherited, extras, o.Check, log); err != nil {
-		return p, err
 	}
 	if p.Bundle != nil {
 		for _, v := range caVars {
@@ -280,28 +281,19 @@ func (p *Plan) collectSources(cfg *Config, results map[string]sourceResult, leni
 		for _, e := range r.Errs {
 			gather(e)
 		}
-		// Files without a certificate make one line per source: a whole
-		// mitmproxy confdir has three (two .p12 files and the DH parameters).
-		var noCert []string
 		for _, w := range r.Warnings {
-			if f, ok := strings.CutSuffix(w, ": "+noCertWarning); ok {
-				noCert = append(noCert, f)
-				continue
-			}
 			p.warn(log, w)
 		}
-		if len(noCert) > 0 {
-			p.warn(log, fmt.Sprintf("no certificate found in %s, skipped", strings.Join(noCert, ", ")))
+		// One line per source: a whole mitmproxy confdir has three such
+		// files (two .p12 files and the DH parameters).
+		if len(r.NoCert) > 0 {
+			p.warn(log, fmt.Sprintf("no certificate found in %s, skipped", strings.Join(r.NoCert, ", ")))
 		}
 		p.Sources = append(p.Sources, r)
 	}
 	if lenient {
-		seen := map[string]bool{}
-		for _, px := range cfg.Proxies {
-			if !seen[px.HostPort()] {
-				seen[px.HostPort()] = true
-				p.Waiting = append(p.Waiting, "proxy "+px.HostPort())
-			}
+		for _, px := range distinctAddrs(cfg.Proxies) {
+			p.Waiting = append(p.Waiting, "proxy "+px.HostPort())
 		}
 	}
 }

@@ -29,16 +29,10 @@ func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []P
 	for _, s := range sources {
 		what = append(what, "cert source "+s)
 	}
-	var uniq []Proxy
-	seen := map[string]bool{}
+	proxies = distinctAddrs(proxies)
 	for _, p := range proxies {
-		if !seen[p.HostPort()] {
-			seen[p.HostPort()] = true
-			uniq = append(uniq, p)
-			what = append(what, "proxy "+p.HostPort())
-		}
+		what = append(what, "proxy "+p.HostPort())
 	}
-	proxies = uniq // HTTP and HTTPS often name the same proxy
 	if len(what) == 0 {
 		return map[string]sourceResult{}, nil // KAI_WAIT with nothing listed to wait for
 	}
