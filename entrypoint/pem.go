@@ -90,16 +90,15 @@ func scanPEM(data []byte, decode func(string) bool) (blocks []pemBlock, sawBegin
 				line = bytes.TrimLeft(rest[j+len(dashes):], " \t")
 				continue
 			}
-			if j := bytes.Index(line, beginMark); j >= 0 {
-				if i := bytes.Index(line, endMark); i < 0 || j < i {
-					// A new block starts before this one ended: this one
-					// is unterminated, and must not swallow the next.
-					finish(errors.New("no END line"))
-					line = line[j:]
-					continue
-				}
+			i := bytes.Index(line, endMark)
+			if j := bytes.Index(line, beginMark); j >= 0 && (i < 0 || j < i) {
+				// A new block starts before this one ended: this one is
+				// unterminated, and must not swallow the next.
+				finish(errors.New("no END line"))
+				line = line[j:]
+				continue
 			}
-			if i := bytes.Index(line, endMark); i >= 0 {
+			if i >= 0 {
 				body = appendBase64(body, line[:i])
 				rest := line[i+len(endMark):]
 				j := bytes.Index(rest, dashes)

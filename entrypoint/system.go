@@ -166,12 +166,8 @@ func canonicalBase64(body []byte) bool {
 	return true
 }
 
-// has reports whether c is among the system roots.
-func (s *systemRoots) has(c Cert) bool {
-	return s.hasBlock(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.X509.Raw}), c)
-}
-
-// hasBlock is has for a caller that already holds c as pem.Encode writes it.
+// hasBlock reports whether c, given also as pem.Encode writes it, is among
+// the system roots.
 func (s *systemRoots) hasBlock(block []byte, c Cert) bool {
 	if s.text != nil {
 		return s.text[string(block[len(certBegin):len(block)-len(certEnd)])]

@@ -93,3 +93,8 @@ func nonCanonicalPadding(t *testing.T) []byte {
 	block[i-1] = alphabet[b64Value[block[i-1]]|1]
 	return block
 }
+
+// has reports whether c is among the system roots, for the tests.
+func (s *systemRoots) has(c Cert) bool {
+	return s.hasBlock(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.X509.Raw}), c)
+}
