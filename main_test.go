@@ -275,7 +275,7 @@ func TestOneReportListsEveryProblem(t *testing.T) {
 	}
 	want := []string{
 		`KAI_PROXY_HTTP="ftp://proxy": unsupported scheme "ftp"`,
-		`KAI_PROXY_HTTPS="http://u:xxxxx@:3128": missing host`,
+		`KAI_PROXY_HTTPS="http://xxxxx@:3128": missing host`,
 		`KAI_PROXY_HTTP_S: unknown variable`,
 		`KAI_ENV_BAD-NAME: "BAD-NAME" is not a valid variable name`,
 		`KAI_SECRET_TOKEN="` + dir + `/missing": no such file or directory`,

@@ -3,9 +3,12 @@ package entrypoint
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
 
 // Proxy is one validated KAI_PROXY_* setting.
@@ -18,39 +21,60 @@ type Proxy struct {
 // String returns the exported form, credentials included.
 func (p Proxy) String() string { return proxyString(p.URL, false) }
 
-// Redacted returns the exported form with the password replaced by xxxxx.
+// Redacted returns the exported form with the credentials, user name
+// included, replaced by xxxxx.
 func (p Proxy) Redacted() string { return proxyString(p.URL, true) }
 
 // HostPort returns the proxy's host:port, for the wait.
 func (p Proxy) HostPort() string { return p.URL.Host }
 
+// secrets returns what the proxy's value holds that must never be
+// printed: the password, as given and as exported, and a user name that
+// stands alone (a token).
+func (p Proxy) secrets() []string {
+	u := p.URL.User
+	if u == nil {
+		return nil
+	}
+	pw, ok := u.Password()
+	if !ok {
+		pw = u.Username()
+	}
+	return []string{pw, u.String()}
+}
+
+// proxyString writes scheme://[userinfo@]host:port. An IPv6 zone is
+// percent-encoded ([fe80::1%25eth0]), the only form url.Parse reads back.
 func proxyString(u *url.URL, redact bool) string {
 	var b strings.Builder
 	b.WriteString(u.Scheme)
 	b.WriteString("://")
 	if u.User != nil {
-		if pw, ok := u.User.Password(); ok && redact && pw != "" {
-			b.WriteString(url.User(u.User.Username()).String())
-			b.WriteString(":xxxxx")
+		if redact {
+			b.WriteString("xxxxx")
 		} else {
 			b.WriteString(u.User.String())
 		}
 		b.WriteString("@")
 	}
-	b.WriteString(u.Host)
+	b.WriteString(strings.Replace(u.Host, "%", "%25", 1))
 	return b.String()
 }
 
 // ParseProxy validates and normalises the proxy value of the variable name,
-// following what the clients agree on (shared/docs/clients.md):
+// following what the clients agree on:
 //   - a bare host:port gets http:// (aiohttp rejects a URL without scheme);
 //   - the scheme must be http, https, socks4, socks4a, socks5 or socks5h;
-//   - the host must be present; a missing port is made explicit from the
-//     scheme, because clients disagree on the default;
+//   - the host must be a DNS name or an IP literal, in ASCII; a missing
+//     port is made explicit from the scheme, because clients disagree on
+//     the default, and leading zeros are dropped;
 //   - a path other than "/", a query or a fragment is an error;
 //   - scheme and host are lower-cased, and there is no trailing slash.
 //
-// Errors name the variable and the value with its password redacted.
+// Errors name the variable and the value with its credentials redacted.
+// Of a value holding credentials they never quote a parsed piece: a
+// password with an unencoded '/', '?' or '#' moves the pieces' bounds, so
+// a "path" or "port" may be part of the password.
 func ParseProxy(name, raw string) (Proxy, error) {
 	p := Proxy{Var: name}
 	for _, pv := range proxyVars {
@@ -58,29 +82,37 @@ func ParseProxy(name, raw string) (Proxy, error) {
 			p.Exports = pv.Exports
 		}
 	}
-	fail := func(why string, args ...any) (Proxy, error) {
-		return Proxy{}, fmt.Errorf("%s=%q: %s", name, RedactURL(raw), fmt.Sprintf(why, args...))
+	creds := strings.Contains(raw, "@")
+	fail := func(why string) (Proxy, error) {
+		return Proxy{}, fmt.Errorf("%s=%q: %s", name, RedactURL(raw), why)
+	}
+	piece := func(what, v string) string {
+		if creds {
+			return what
+		}
+		return fmt.Sprintf("%s %q", what, v)
+	}
+	start := schemeEnd(raw)
+	if creds && strings.ContainsAny(raw[start:strings.LastIndex(raw, "@")], "/?#") {
+		return fail("the user name or password holds '/', '?' or '#': percent-encode them (%2F, %3F, %23)")
 	}
 	s := raw
-	if !strings.Contains(s, "://") {
+	if start == 0 {
 		s = "http://" + s
 	}
 	u, err := url.Parse(s)
-	if err != nil {
+	if err != nil || u.Opaque != "" {
 		// url.Error repeats the whole URL, password included: never show it.
-		return fail("not a valid URL")
+		return fail("not a valid URL (a proxy URL is scheme://[user:password@]host:port)")
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	defPort, ok := proxySchemes[u.Scheme]
 	if !ok {
-		return fail("unsupported scheme %q (use http, https, socks4, socks4a, socks5 or socks5h)", u.Scheme)
+		return fail(fmt.Sprintf("unsupported scheme %q (use http, https, socks4, socks4a, socks5 or socks5h)", u.Scheme))
 	}
-	if u.Opaque != "" {
-		return fail("not a valid URL")
-	}
-	host := strings.ToLower(u.Hostname())
-	if host == "" {
-		return fail("missing host")
+	host, err := proxyHost(u)
+	if err != nil {
+		return fail(err.Error())
 	}
 	port := u.Port()
 	if port == "" {
@@ -89,76 +121,144 @@ func ParseProxy(name, raw string) (Proxy, error) {
 		}
 		port = defPort
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fail("invalid port %q", port)
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fail(piece("invalid port", port))
 	}
 	if u.Path != "" && u.Path != "/" {
-		return fail("unexpected path %q (a proxy URL is scheme://[user:password@]host:port)", u.Path)
+		return fail(piece("unexpected path", u.Path) + " (a proxy URL is scheme://[user:password@]host:port)")
 	}
 	if u.RawQuery != "" || u.ForceQuery {
-		return fail("unexpected query %q", u.RawQuery)
+		return fail(piece("unexpected query", u.RawQuery))
 	}
 	if u.Fragment != "" || strings.Contains(s, "#") {
-		return fail("unexpected fragment %q", u.Fragment)
+		return fail(piece("unexpected fragment", u.Fragment))
 	}
-	p.URL = &url.URL{Scheme: u.Scheme, User: u.User, Host: net.JoinHostPort(host, port)}
+	p.URL = &url.URL{Scheme: u.Scheme, User: u.User, Host: net.JoinHostPort(host, strconv.Itoa(n))}
 	return p, nil
 }
 
-// RedactURL hides the password of a URL-like value, even one that does not
-// parse: everything between the first ':' after the scheme and the last '@'
-// of the authority becomes xxxxx.
-func RedactURL(s string) string {
-	start := 0
-	if i := strings.Index(s, "://"); i >= 0 {
-		start = i + 3
+// proxyHost checks u's host and returns it lower-cased: an IPv6 literal in
+// brackets (its zone kept as given), an IPv4 address, or a DNS name.
+func proxyHost(u *url.URL) (string, error) {
+	host := u.Hostname()
+	switch {
+	case host == "":
+		return "", fmt.Errorf("missing host")
+	case strings.HasPrefix(u.Host, "["):
+		addr, err := netip.ParseAddr(host)
+		if err != nil || !addr.Is6() {
+			return "", fmt.Errorf("host [%s] is not an IPv6 address", host)
+		}
+		a, zone, _ := strings.Cut(host, "%")
+		if zone != "" {
+			zone = "%" + zone
+		}
+		return strings.ToLower(a) + zone, nil
 	}
-	authEnd := len(s)
-	if i := strings.IndexAny(s[start:], "/?"); i >= 0 {
-		authEnd = start + i
-	}
-	at := strings.LastIndex(s[start:authEnd], "@")
-	if at < 0 {
-		// A password holding '/' or '?' ends the authority early; look
-		// for an '@' anywhere after the scheme instead.
-		at = strings.LastIndex(s[start:], "@")
-		if at < 0 {
-			return s
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			if ascii, err := idna.Lookup.ToASCII(host); err == nil {
+				return "", fmt.Errorf("host %q is not ASCII: use its punycode form %q", host, ascii)
+			}
+			return "", fmt.Errorf("host %q is not ASCII and has no punycode form", host)
 		}
 	}
-	at += start
-	colon := strings.Index(s[start:at], ":")
-	if colon < 0 {
-		return s
+	host = strings.ToLower(host)
+	if strings.Trim(host, "0123456789.") == "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return "", fmt.Errorf("host %q is not a valid IPv4 address", host)
+		}
+		return host, nil
 	}
-	colon += start
-	return s[:colon+1] + "xxxxx" + s[at:]
+	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if label == "" || strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			return "", fmt.Errorf("host %q is not a DNS name or an IP address", host)
+		}
+	}
+	return host, nil
 }
 
-// NoProxyList normalises a comma-separated no-proxy list: entries trimmed,
-// empty ones dropped, duplicates removed case-insensitively (first kept,
-// order kept). With loopback, localhost, 127.0.0.1 and ::1 are appended
-// where missing. "*" stays as given.
-func NoProxyList(raw string, loopback bool) string {
-	var out []string
+// schemeEnd returns the index just after the "://" that ends a URL scheme
+// at the start of s, or 0 when s does not start with a scheme.
+func schemeEnd(s string) int {
+	i := strings.Index(s, "://")
+	if i <= 0 {
+		return 0
+	}
+	for j, c := range s[:i] {
+		letter := 'a' <= c|0x20 && c|0x20 <= 'z'
+		if !letter && (j == 0 || !strings.ContainsRune("0123456789+-.", c)) {
+			return 0
+		}
+	}
+	return i + 3
+}
+
+// RedactURL hides the credentials of a URL-like value, even one that does
+// not parse: when it holds an '@', everything between the scheme's "://"
+// (or the start) and the last '@' becomes xxxxx. The user name goes too:
+// it may be a token, and where a password holds an unencoded ':' or '@'
+// no parser can tell where the user name ends.
+func RedactURL(s string) string {
+	start := schemeEnd(s)
+	at := strings.LastIndex(s, "@")
+	if at < start {
+		return s
+	}
+	return s[:start] + "xxxxx" + s[at:]
+}
+
+// NoProxyList normalises the no-proxy list raw, read from the variable
+// name: entries split at commas and blanks, duplicates dropped
+// case-insensitively (first kept, order kept) and, with loopback,
+// localhost, 127.0.0.1 and ::1 appended where missing. The entries are
+// made to mean the same to every client:
+//   - "*" anywhere makes the list exactly "*": curl, requests and urllib
+//     read "*" as "every host" only when it is the whole value;
+//   - "*.example.com" becomes ".example.com", with a warning: only Go reads
+//     the "*." form, and every client reads ".example.com" as its
+//     subdomains;
+//   - a CIDR entry is kept with a warning: Go, curl and gRPC honour it,
+//     Python's requests, urllib, httpx and aiohttp do not;
+//   - an entry with a scheme or a path is an error.
+func NoProxyList(name, raw string, loopback bool) (list string, warnings []string, errs []error) {
+	var out, cidrs []string
 	seen := map[string]bool{}
 	add := func(e string) {
-		k := strings.ToLower(e)
-		if seen[k] {
-			return
+		if k := strings.ToLower(e); !seen[k] {
+			seen[k] = true
+			out = append(out, e)
 		}
-		seen[k] = true
-		out = append(out, e)
 	}
-	for _, e := range splitList(raw) {
+	for _, e := range strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		switch {
+		case e == "*":
+			return "*", nil, nil
+		case strings.HasPrefix(e, "*."):
+			warnings = append(warnings, fmt.Sprintf("%s entry %q is exported as %q: only Go reads the \"*.\" form; every client reads the leading dot as \"this domain's subdomains\"", name, e, e[1:]))
+			e = e[1:]
+		case strings.Contains(e, "://"):
+			errs = append(errs, fmt.Errorf("%s entry %q: a no-proxy entry is a host, a domain (.example.com) or an IP range, without a scheme", name, e))
+			continue
+		case strings.Contains(e, "/"):
+			if _, err := netip.ParsePrefix(e); err != nil {
+				errs = append(errs, fmt.Errorf("%s entry %q: a no-proxy entry is a host, a domain (.example.com) or an IP range (10.0.0.0/8), without a path", name, e))
+				continue
+			}
+			cidrs = append(cidrs, e)
+		}
 		add(e)
+	}
+	if len(cidrs) > 0 {
+		warnings = append(warnings, fmt.Sprintf("%s holds the IP ranges %s: Go, curl and gRPC honour them, but Python's requests, urllib, httpx and aiohttp do not (list the hosts or domains too)", name, strings.Join(cidrs, ", ")))
 	}
 	if loopback {
 		for _, e := range loopbackNoProxy {
 			add(e)
 		}
 	}
-	return strings.Join(out, ",")
+	return strings.Join(out, ","), warnings, errs
 }
 
 // distinctAddrs keeps the first proxy of each host:port: KAI_PROXY_HTTP and

@@ -56,6 +56,16 @@ func (p *Plan) Redact(s string) string {
 	return s
 }
 
+// redactAll redacts each of args, before any quoting can change how a
+// secret is spelt.
+func (p *Plan) redactAll(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = p.Redact(a)
+	}
+	return out
+}
+
 func (p *Plan) warn(log *slog.Logger, msg string) {
 	p.Warnings = append(p.Warnings, msg)
 	log.Warn(msg)
@@ -98,9 +108,7 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 		}
 	}
 	for _, px := range cfg.Proxies {
-		if pw, ok := px.URL.User.Password(); ok {
-			p.secrets = append(p.secrets, pw)
-		}
+		p.secrets = append(p.secrets, px.secrets()...)
 	}
 
 	inherited := NewEnv(o.Environ)
@@ -110,7 +118,7 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 			env.Unset(n)
 		}
 	}
-	p.applyProxies(cfg, inherited, env, log)
+	gather(p.applyProxies(cfg, inherited, env, log))
 	for _, pt := range pass {
 		if pt.Name == "PYTHONHTTPSVERIFY" {
 			p.warn(log, pt.Var+" is set: PYTHONHTTPSVERIFY has no effect on Python 3 (outside some vendor builds); trust a CA through KAI_CERT_DIRS instead")
@@ -193,6 +201,12 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 		}
 	}
 	p.Env = env.Slice()
+	for _, err := range p.checkExec(execLimit()) {
+		gather(err)
+	}
+	if err := asConfigError(errs); err != nil {
+		return p, err
+	}
 	if !o.Check {
 		p.logSummary(log)
 	}
@@ -201,7 +215,7 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 
 // applyProxies exports the proxies under both spellings and the no-proxy
 // list (see NoProxyList), logging the names of inherited values it changes.
-func (p *Plan) applyProxies(cfg *Config, inherited, env *Env, log *slog.Logger) {
+func (p *Plan) applyProxies(cfg *Config, inherited, env *Env, log *slog.Logger) error {
 	var replaced []string
 	set := func(name, value string) {
 		if old, ok := inherited.Get(name); ok && old != value {
@@ -220,17 +234,23 @@ func (p *Plan) applyProxies(cfg *Config, inherited, env *Env, log *slog.Logger) 
 			p.warn(log, "KAI_PROXY_OPENAI sets OPENAI_PROXY: langchain-openai's ChatOpenAI then builds its own HTTP client that trusts only the certifi bundle (the combined CA bundle is ignored) and sends everything through the proxy regardless of NO_PROXY; without it, the OpenAI client already honours HTTPS_PROXY, NO_PROXY and SSL_CERT_FILE")
 		}
 	}
-	base := cfg.ProxyNo
+	from, base := "KAI_PROXY_NO", cfg.ProxyNo
 	if owned && base == "" {
 		for _, name := range inheritedNoProxy {
 			if v, ok := inherited.Get(name); ok && strings.TrimSpace(v) != "" {
-				base = v
+				from, base = "inherited "+name, v
 				break
 			}
 		}
 	}
+	var errs *multierror.Error
 	if owned || cfg.ProxyNo != "" {
-		p.NoProxy = NoProxyList(base, owned)
+		list, warnings, bad := NoProxyList(from, base, owned)
+		errs = multierror.Append(errs, bad...)
+		for _, w := range warnings {
+			p.warn(log, w)
+		}
+		p.NoProxy = list
 		for _, name := range noProxyExports {
 			set(name, p.NoProxy)
 		}
@@ -238,6 +258,7 @@ func (p *Plan) applyProxies(cfg *Config, inherited, env *Env, log *slog.Logger) 
 	if len(replaced) > 0 {
 		log.Info("replacing inherited proxy variables", "names", strings.Join(replaced, ","))
 	}
+	return asConfigError(errs)
 }
 
 // readSources reads every cert source now (no wait).
@@ -369,7 +390,7 @@ func (p *Plan) logSummary(log *slog.Logger) {
 		log.Debug("CA variables set", "names", strings.Join(p.CAVars, ","))
 	}
 	if p.Path != "" {
-		log.Info("exec", "path", p.Path, "args", p.Redact(fmt.Sprintf("%q", p.Argv[1:])))
+		log.Info("exec", "path", p.Path, "args", fmt.Sprintf("%q", p.redactAll(p.Argv[1:])))
 	}
 }
 

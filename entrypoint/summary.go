@@ -3,21 +3,31 @@ package entrypoint
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // WriteSummary writes the --check report: what a run would set, with
 // proxy passwords redacted and secret values never shown.
 func (p *Plan) WriteSummary(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	pr := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	pr := func(format string, args ...any) {
+		for i, a := range args {
+			if s, ok := a.(string); ok {
+				args[i] = printable(s)
+			}
+		}
+		fmt.Fprintf(tw, format+"\n", args...)
+	}
 
 	pr("kai-entrypoint --check: the configuration is valid")
 	pr("")
 	if p.Path != "" {
-		pr("Command:\t%s", p.Redact(strings.Join(quoteAll(append([]string{p.Path}, p.Argv[1:]...)), " ")))
+		pr("Command:\t%s", strings.Join(quoteAll(p.redactAll(append([]string{p.Path}, p.Argv[1:]...))), " "))
 	} else {
 		pr("Command:\t(none given)")
 	}
@@ -92,6 +102,17 @@ func (p *Plan) WriteSummary(w io.Writer) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// printable escapes, Go-style, a string that holds a control character or
+// invalid UTF-8, so that input (a certificate subject, a path) can neither
+// forge a line nor send escape sequences to a terminal.
+func printable(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 func quoteAll(args []string) []string {
