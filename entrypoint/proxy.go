@@ -220,7 +220,8 @@ func RedactURL(s string) string {
 //     the "*." form, and every client reads ".example.com" as its
 //     subdomains;
 //   - a CIDR entry is kept with a warning: Go, curl and gRPC honour it,
-//     Python's requests, urllib, httpx and aiohttp do not;
+//     requests and botocore only for IPv4, urllib, httpx and aiohttp not
+//     at all;
 //   - an entry with a scheme or a path is an error.
 func NoProxyList(name, raw string, loopback bool) (list string, warnings []string, errs []error) {
 	var out, cidrs []string
@@ -251,7 +252,7 @@ func NoProxyList(name, raw string, loopback bool) (list string, warnings []strin
 		add(e)
 	}
 	if len(cidrs) > 0 {
-		warnings = append(warnings, fmt.Sprintf("%s holds the IP ranges %s: Go, curl and gRPC honour them, but Python's requests, urllib, httpx and aiohttp do not (list the hosts or domains too)", name, strings.Join(cidrs, ", ")))
+		warnings = append(warnings, fmt.Sprintf("%s holds the IP ranges %s: Go, curl and gRPC honour them, requests and boto3 only for IPv4, but urllib, httpx (so the openai and ollama SDKs) and aiohttp never do: list the hosts or domains too", name, strings.Join(cidrs, ", ")))
 	}
 	if loopback {
 		for _, e := range loopbackNoProxy {

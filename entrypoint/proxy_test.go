@@ -196,7 +196,7 @@ func TestNoProxyList(t *testing.T) {
 		{name: "star-dot and dot forms are one entry", raw: ".example.com,*.example.com", want: ".example.com",
 			warnings: []string{`"*.example.com" is exported as ".example.com"`}},
 		{name: "cidr kept with a warning", raw: ".corp.example,10.0.0.0/8,fd00::/8", want: ".corp.example,10.0.0.0/8,fd00::/8",
-			warnings: []string{"KAI_PROXY_NO holds the IP ranges 10.0.0.0/8, fd00::/8: Go, curl and gRPC honour them, but Python's requests, urllib, httpx and aiohttp do not"}},
+			warnings: []string{"KAI_PROXY_NO holds the IP ranges 10.0.0.0/8, fd00::/8: Go, curl and gRPC honour them, requests and boto3 only for IPv4, but urllib, httpx (so the openai and ollama SDKs) and aiohttp never do"}},
 		{name: "scheme is an error", raw: "llm,http://host", want: "llm",
 			errs: []string{`KAI_PROXY_NO entry "http://host": a no-proxy entry is a host, a domain (.example.com) or an IP range, without a scheme`}},
 		{name: "path is an error", raw: "host/x,10.0.0.0/33", want: "",
