@@ -98,29 +98,38 @@ func TestNoCertDirFailsVerification(t *testing.T) {
 	}
 }
 
-// Scenario 3: KAI_PROXY_NO naming the upstream sends every client to it
-// directly: no flow in mitmdump's log, and the upstream's throwaway CA is
-// trusted by nobody, so each fails with its verification error. Over plain
-// HTTP the same clients get an answer without mitmdump's stamp.
+// Scenario 3: KAI_PROXY_NO naming the upstream, or holding "*" among
+// other entries, sends every client to it directly: no flow in mitmdump's
+// log, and the upstream's throwaway CA is trusted by nobody, so each fails
+// with its verification error. Over plain HTTP the same clients get an
+// answer without mitmdump's stamp. curl, requests and urllib read "*" as
+// "every host" only when it is the whole value, which the shim exports.
 func TestNoProxyBypassesMitm(t *testing.T) {
 	requireSuite(t)
 	m := sharedMitm(t)
-	env := proxyEnv(t, m.proxyURL(nil)).with(vars{
-		"KAI_CERT_DIRS": m.confdir,
-		"KAI_PROXY_NO":  upstreamHost,
-	})
-	offset := len(m.log())
-	models, plain := S.upstream.URL("/v1/models"), S.upstream.PlainURL("/v1/models")
-	c := runClients(t, env, models, plain)
-	expectCertError(t, c, "NO_PROXY bypass", models)
-	expectOK(t, c, "NO_PROXY bypass", plain, "") // plain HTTP: direct, unstamped
-	flows := waitFlows(m, offset, S.upstream.HostPort(), time.Second)
-	flows = append(flows, flowsFor(m.log()[offset:], S.upstream.PlainHostPort())...)
-	if len(flows) > 0 {
-		t.Errorf("%s is in KAI_PROXY_NO but mitmdump logged flows to it:\n%s", upstreamHost, strings.Join(flows, "\n"))
-		for _, c := range allClients {
-			record(c, "NO_PROXY bypass", false)
-		}
+	for _, tc := range []struct{ name, noProxy, scenario string }{
+		{"host", upstreamHost, "NO_PROXY bypass"},
+		{"star among entries", "other.test, *", "NO_PROXY * bypass"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := proxyEnv(t, m.proxyURL(nil)).with(vars{
+				"KAI_CERT_DIRS": m.confdir,
+				"KAI_PROXY_NO":  tc.noProxy,
+			})
+			offset := len(m.log())
+			models, plain := S.upstream.URL("/v1/models"), S.upstream.PlainURL("/v1/models")
+			c := runClients(t, env, models, plain)
+			expectCertError(t, c, tc.scenario, models)
+			expectOK(t, c, tc.scenario, plain, "") // plain HTTP: direct, unstamped
+			flows := waitFlows(m, offset, S.upstream.HostPort(), time.Second)
+			flows = append(flows, flowsFor(m.log()[offset:], S.upstream.PlainHostPort())...)
+			if len(flows) > 0 {
+				t.Errorf("KAI_PROXY_NO=%q, yet mitmdump logged flows to %s:\n%s", tc.noProxy, upstreamHost, strings.Join(flows, "\n"))
+				for _, c := range allClients {
+					record(c, tc.scenario, false)
+				}
+			}
+		})
 	}
 }
 
