@@ -42,6 +42,8 @@ func TestParseCertFile(t *testing.T) {
 			[]*testCert{ca, ca2}, []int{1, 2}, nil},
 		{"empty file", nil, nil, nil, nil},
 		{"README", []byte("Drop the corporate CA in this folder.\n"), nil, nil, nil},
+		{"README quoting the markers", []byte("Drop the corporate CA here: the -----BEGIN CERTIFICATE----- line,\n" +
+			"the base64 and the -----END CERTIFICATE----- line.\n"), nil, nil, nil},
 		{"key only", key, nil, nil, nil},
 		{"DH parameters only", dhParamsPEM(t), nil, nil, nil},
 		{"certificate request only", []byte("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"), nil, nil, nil},
