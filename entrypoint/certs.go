@@ -14,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // maxCertFileSize bounds one file in a cert folder: no CA file is this
@@ -156,10 +159,11 @@ func (r *sourceResult) file(path string, fi fs.FileInfo, seen map[fileID]bool) {
 		return
 	}
 	r.Files++
-	certs, errs := parseCertFile(path, data)
+	certs, warnings, errs := parseCertFile(path, data)
 	r.Certs = append(r.Certs, certs...)
+	r.Warnings = append(r.Warnings, warnings...)
 	r.Errs = append(r.Errs, errs...)
-	if len(certs) == 0 && len(errs) == 0 {
+	if len(certs) == 0 && len(warnings) == 0 && len(errs) == 0 {
 		r.NoCert = append(r.NoCert, path)
 	}
 }
@@ -167,20 +171,19 @@ func (r *sourceResult) file(path string, fi fs.FileInfo, seen map[fileID]bool) {
 // parseCertFile returns the certificates of one file: every CERTIFICATE or
 // TRUSTED CERTIFICATE block, or the file itself when it is one DER
 // certificate. Every other block (private keys, DH parameters, CRLs) is
-// skipped. A certificate block that does not parse is an error naming the
-// file and the block.
-func parseCertFile(path string, data []byte) ([]Cert, []error) {
+// skipped, and so is, with a warning, a TRUSTED CERTIFICATE whose trust
+// settings rule out server authentication. A certificate block that does
+// not parse is an error naming the file and the block.
+func parseCertFile(path string, data []byte) (certs []Cert, warnings []string, errs []error) {
 	blocks, sawBegin := scanPEM(data, isCertType)
 	if !sawBegin {
 		if len(data) > 0 && data[0] == 0x30 { // an ASN.1 SEQUENCE: maybe DER
 			if c, err := x509.ParseCertificate(data); err == nil {
-				return []Cert{{X509: c, Sum: sha256.Sum256(c.Raw), Source: path}}, nil
+				return []Cert{{X509: c, Sum: sha256.Sum256(c.Raw), Source: path}}, nil, nil
 			}
 		}
-		return nil, nil // a README, a .p12, a key in DER form...
+		return nil, nil, nil // a README, a .p12, a key in DER form...
 	}
-	var certs []Cert
-	var errs []error
 	for _, b := range blocks {
 		if !isCertType(b.Type) {
 			continue
@@ -190,6 +193,10 @@ func parseCertFile(path string, data []byte) ([]Cert, []error) {
 			continue
 		}
 		der, err := certDER(b)
+		if errors.Is(err, errNotAnchor) {
+			warnings = append(warnings, fmt.Sprintf("%s: %s: %v, skipped", path, b.Pos(), err))
+			continue
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %s: %v", path, b.Pos(), err))
 			continue
@@ -201,20 +208,78 @@ func parseCertFile(path string, data []byte) ([]Cert, []error) {
 		}
 		certs = append(certs, Cert{X509: c, Sum: sha256.Sum256(c.Raw), Source: path, Block: b.Index})
 	}
-	return certs, errs
+	return certs, warnings, errs
 }
 
+var (
+	oidServerAuth = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
+	oidAnyEKU     = asn1.ObjectIdentifier{2, 5, 29, 37, 0}
+)
+
+var (
+	// errNotAnchor marks a TRUSTED CERTIFICATE that OpenSSL would not
+	// trust as a root for a TLS server.
+	errNotAnchor = errors.New("not trusted for server authentication")
+	errBadTrust  = errors.New("malformed OpenSSL trust settings after the certificate")
+)
+
 // certDER returns the certificate's DER of a block. A TRUSTED CERTIFICATE
-// is the certificate followed by OpenSSL's trust settings: keep the first.
+// is the certificate followed by OpenSSL's trust settings, X509_CERT_AUX:
+//
+//	SEQUENCE { trust SEQUENCE OF OBJECT IDENTIFIER OPTIONAL,
+//	           reject [0] IMPLICIT SEQUENCE OF OBJECT IDENTIFIER OPTIONAL,
+//	           alias UTF8String OPTIONAL, keyid OCTET STRING OPTIONAL,
+//	           other [1] IMPLICIT SEQUENCE OF AlgorithmIdentifier OPTIONAL }
+//
+// As OpenSSL's obj_trust decides for serverAuth (crypto/x509/x509_trust.c),
+// the certificate is no trust anchor, an error wrapping errNotAnchor, when
+// the reject list holds serverAuth or anyExtendedKeyUsage, or when a trust
+// list is present and holds neither.
 func certDER(b pemBlock) ([]byte, error) {
 	if b.Type != "TRUSTED CERTIFICATE" {
 		return b.DER, nil
 	}
-	var raw asn1.RawValue
-	if _, err := asn1.Unmarshal(b.DER, &raw); err != nil {
+	s := cryptobyte.String(b.DER)
+	var cert, aux, trust, reject cryptobyte.String
+	if !s.ReadASN1Element(&cert, cbasn1.SEQUENCE) {
 		return nil, errors.New("not a valid certificate: bad ASN.1")
 	}
-	return raw.FullBytes, nil
+	if s.Empty() {
+		return cert, nil // no trust settings
+	}
+	var hasTrust bool
+	if !s.ReadASN1(&aux, cbasn1.SEQUENCE) || !s.Empty() ||
+		!aux.ReadOptionalASN1(&trust, &hasTrust, cbasn1.SEQUENCE) ||
+		!aux.ReadOptionalASN1(&reject, nil, cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!aux.SkipOptionalASN1(cbasn1.UTF8String) || !aux.SkipOptionalASN1(cbasn1.OCTET_STRING) ||
+		!aux.SkipOptionalASN1(cbasn1.Tag(1).Constructed().ContextSpecific()) || !aux.Empty() {
+		return nil, errBadTrust
+	}
+	rejected, ok1 := holdsServerAuth(reject)
+	trusted, ok2 := holdsServerAuth(trust)
+	switch {
+	case !ok1 || !ok2:
+		return nil, errBadTrust
+	case rejected:
+		return nil, fmt.Errorf("%w: its OpenSSL trust settings reject it", errNotAnchor)
+	case hasTrust && !trusted:
+		return nil, fmt.Errorf("%w: its OpenSSL trust settings trust it for other uses only", errNotAnchor)
+	}
+	return cert, nil
+}
+
+// holdsServerAuth reports whether list, the content of a SEQUENCE OF
+// OBJECT IDENTIFIER, holds serverAuth or anyExtendedKeyUsage; ok is false
+// when it does not parse.
+func holdsServerAuth(list cryptobyte.String) (found, ok bool) {
+	for !list.Empty() {
+		var oid asn1.ObjectIdentifier
+		if !list.ReadASN1ObjectIdentifier(&oid) {
+			return false, false
+		}
+		found = found || oid.Equal(oidServerAuth) || oid.Equal(oidAnyEKU)
+	}
+	return found, true
 }
 
 // CertIssue is a finding about an extra CA that does not stop it from

@@ -66,9 +66,12 @@ func TestParseCertFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			certs, errs := parseCertFile(path, tt.data)
+			certs, warnings, errs := parseCertFile(path, tt.data)
 			if got, want := errTexts(errs), tt.errs; strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("errors:\n got %q\nwant %q", got, want)
+			}
+			if len(warnings) != 0 {
+				t.Errorf("warnings %q, want none", warnings)
 			}
 			if len(certs) != len(tt.want) {
 				t.Fatalf("got %d certificates, want %d", len(certs), len(tt.want))
@@ -105,9 +108,9 @@ func TestParseCertFile_OpenSSLTrustout(t *testing.T) {
 	if !bytes.Equal(out, trustedPEM(ca)) {
 		t.Errorf("trustedPEM differs from openssl's output:\n%s\nwant\n%s", trustedPEM(ca), out)
 	}
-	certs, errs := parseCertFile(in, out)
-	if len(errs) != 0 || len(certs) != 1 || !bytes.Equal(certs[0].X509.Raw, ca.DER()) {
-		t.Fatalf("got %d certificates, errors %v; want the CA", len(certs), errs)
+	certs, warnings, errs := parseCertFile(in, out)
+	if len(errs) != 0 || len(warnings) != 0 || len(certs) != 1 || !bytes.Equal(certs[0].X509.Raw, ca.DER()) {
+		t.Fatalf("got %d certificates, warnings %q, errors %v; want the CA", len(certs), warnings, errs)
 	}
 }
 
