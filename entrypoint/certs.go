@@ -168,31 +168,25 @@ func (r *sourceResult) file(path string, fi fs.FileInfo, seen map[fileID]bool) {
 	}
 }
 
-// parseCertFile returns the certificates of one file: every CERTIFICATE or
-// TRUSTED CERTIFICATE block, or the file itself when it is one DER
-// certificate. Every other block (private keys, DH parameters, CRLs) is
-// skipped, and so is, with a warning, a TRUSTED CERTIFICATE whose trust
-// settings rule out server authentication. A certificate block that does
-// not parse is an error naming the file and the block.
+// parseCertFile returns the certificates of one file, read as OpenSSL
+// reads a CA file. In PEM, that is every CERTIFICATE, X509 CERTIFICATE and
+// TRUSTED CERTIFICATE block and the certificates of every PKCS7 block;
+// every other block (private keys, DH parameters, CRLs) is skipped, and so
+// is, with a warning, a TRUSTED CERTIFICATE whose trust settings rule out
+// server authentication. A file without a BEGIN line is read as DER
+// (parseDER). A certificate that does not parse is an error naming the
+// file and where in it.
 func parseCertFile(path string, data []byte) (certs []Cert, warnings []string, errs []error) {
-	blocks, sawBegin := scanPEM(data, isCertType)
+	blocks, sawBegin := scanPEM(data, holdsCerts)
 	if !sawBegin {
-		if len(data) > 0 && data[0] == 0x30 { // an ASN.1 SEQUENCE: maybe DER
-			if c, err := x509.ParseCertificate(data); err == nil {
-				return []Cert{{X509: c, Sum: sha256.Sum256(c.Raw), Source: path}}, nil, nil
-			}
-		}
-		return nil, nil, nil // a README, a .p12, a key in DER form...
+		certs, errs = parseDER(path, data)
+		return certs, nil, errs
 	}
 	for _, b := range blocks {
-		if !isCertType(b.Type) {
+		if !holdsCerts(b.Type) {
 			continue
 		}
-		if b.Err != nil {
-			errs = append(errs, fmt.Errorf("%s: %s: %v", path, b.Pos(), b.Err))
-			continue
-		}
-		der, err := certDER(b)
+		ders, err := blockCerts(b)
 		if errors.Is(err, errNotAnchor) {
 			warnings = append(warnings, fmt.Sprintf("%s: %s: %v, skipped", path, b.Pos(), err))
 			continue
@@ -201,14 +195,139 @@ func parseCertFile(path string, data []byte) (certs []Cert, warnings []string, e
 			errs = append(errs, fmt.Errorf("%s: %s: %v", path, b.Pos(), err))
 			continue
 		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %s: not a valid certificate: %v", path, b.Pos(), strings.TrimPrefix(err.Error(), "x509: ")))
-			continue
+		for i, der := range ders {
+			where := b.Pos()
+			if isPKCS7Type(b.Type) {
+				where += fmt.Sprintf(": certificate %d", i+1)
+			}
+			c, err := readCert(path, where, b.Index, der)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			certs = append(certs, c)
 		}
-		certs = append(certs, Cert{X509: c, Sum: sha256.Sum256(c.Raw), Source: path, Block: b.Index})
 	}
 	return certs, warnings, errs
+}
+
+// holdsCerts reports the PEM block types parseCertFile reads.
+func holdsCerts(t string) bool { return isCertType(t) || isPKCS7Type(t) }
+
+// blockCerts returns the certificates' DER of a block that holdsCerts.
+func blockCerts(b pemBlock) ([][]byte, error) {
+	switch {
+	case b.Err != nil:
+		return nil, b.Err
+	case isPKCS7Type(b.Type):
+		return pkcs7Certs(b.DER)
+	}
+	der, err := certDER(b)
+	return [][]byte{der}, err
+}
+
+// readCert parses der, found at where in the file path.
+func readCert(path, where string, block int, der []byte) (Cert, error) {
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return Cert{}, fmt.Errorf("%s: %s: not a valid certificate: %v", path, where, strings.TrimPrefix(err.Error(), "x509: "))
+	}
+	return Cert{X509: c, Sum: sha256.Sum256(c.Raw), Source: path, Block: block}, nil
+}
+
+// parseDER reads a file as DER, as OpenSSL reads a .der, .cer or .p7b
+// file: certificates and PKCS#7 SignedData one after another, with blanks
+// allowed between and after them (a newline after a DER file is common).
+// A file whose first element is neither (text, a .p12, a DER key) holds no
+// certificate. After the first, anything else is an error naming the byte
+// offset, so that a mangled file is not silently read in part.
+func parseDER(path string, data []byte) (certs []Cert, errs []error) {
+	rest := cryptobyte.String(data)
+	for first := true; ; first = false {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		if len(rest) == 0 {
+			return certs, errs
+		}
+		off := len(data) - len(rest)
+		var elem cryptobyte.String
+		if !rest.ReadASN1Element(&elem, cbasn1.SEQUENCE) {
+			if first {
+				return nil, nil
+			}
+			return certs, append(errs, fmt.Errorf("%s: byte %d: neither a DER certificate nor blanks", path, off))
+		}
+		ders, err := pkcs7Certs(elem)
+		switch {
+		case errors.Is(err, errNotSignedData):
+			c, err := readCert(path, fmt.Sprintf("byte %d", off), 0, elem)
+			if err != nil && first {
+				return nil, nil
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			certs = append(certs, c)
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: PKCS#7 at byte %d: %v", path, off, err))
+		default:
+			for i, der := range ders {
+				c, err := readCert(path, fmt.Sprintf("PKCS#7 at byte %d: certificate %d", off, i+1), 0, der)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				certs = append(certs, c)
+			}
+		}
+	}
+}
+
+var oidSignedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+
+var (
+	// errNotSignedData is pkcs7Certs' answer for DER that is no PKCS#7
+	// SignedData at all (a certificate, a key).
+	errNotSignedData = errors.New("not a PKCS#7 SignedData")
+	errBadSignedData = errors.New("malformed PKCS#7 SignedData")
+)
+
+// pkcs7Certs returns the certificates of a PKCS#7 SignedData (RFC 5652
+// §5.1), as .p7b files and `openssl crl2pkcs7` hold them:
+//
+//	ContentInfo ::= SEQUENCE { contentType OBJECT IDENTIFIER (signedData),
+//	                           content [0] EXPLICIT SignedData }
+//	SignedData ::= SEQUENCE { version INTEGER, digestAlgorithms SET,
+//	        encapContentInfo SEQUENCE,
+//	        certificates [0] IMPLICIT SET OF CertificateChoices OPTIONAL, ... }
+//
+// The certificates are the choices that are a SEQUENCE; the others
+// (attribute certificates) are skipped.
+func pkcs7Certs(der []byte) ([][]byte, error) {
+	s := cryptobyte.String(der)
+	var ci, content, sd, set cryptobyte.String
+	var oid asn1.ObjectIdentifier
+	if !s.ReadASN1(&ci, cbasn1.SEQUENCE) || !ci.ReadASN1ObjectIdentifier(&oid) || !oid.Equal(oidSignedData) {
+		return nil, errNotSignedData
+	}
+	if !s.Empty() || !ci.ReadASN1(&content, cbasn1.Tag(0).Constructed().ContextSpecific()) || !ci.Empty() ||
+		!content.ReadASN1(&sd, cbasn1.SEQUENCE) || !content.Empty() ||
+		!sd.SkipASN1(cbasn1.INTEGER) || !sd.SkipASN1(cbasn1.SET) || !sd.SkipASN1(cbasn1.SEQUENCE) ||
+		!sd.ReadOptionalASN1(&set, nil, cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		return nil, errBadSignedData
+	}
+	var certs [][]byte
+	for !set.Empty() {
+		var c cryptobyte.String
+		var tag cbasn1.Tag
+		if !set.ReadAnyASN1Element(&c, &tag) {
+			return nil, errBadSignedData
+		}
+		if tag == cbasn1.SEQUENCE {
+			certs = append(certs, c)
+		}
+	}
+	return certs, nil
 }
 
 var (

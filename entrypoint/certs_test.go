@@ -48,7 +48,9 @@ func TestParseCertFile(t *testing.T) {
 		{"DH parameters only", dhParamsPEM(t), nil, nil, nil},
 		{"certificate request only", []byte("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"), nil, nil, nil},
 		{"binary starting with a SEQUENCE (.p12 stand-in)", []byte{0x30, 0x82, 0x0a, 0x01, 0x02, 0x01, 0x03, 0x30, 0x82}, nil, nil, nil},
-		{"DER with trailing bytes", concat(ca.DER(), []byte{0, 0}), nil, nil, nil},
+		{"DER with trailing bytes", concat(ca.DER(), []byte{0, 0}), []*testCert{ca}, []int{0}, []string{
+			fmt.Sprintf("%s: byte %d: neither a DER certificate nor blanks", path, len(ca.DER())),
+		}},
 		{"unterminated key before the certificate", concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), ca.PEM()),
 			[]*testCert{ca}, []int{2}, nil},
 		{"bad base64 between good blocks", concat(ca.PEM(), badB64, ca2.PEM()), []*testCert{ca, ca2}, []int{1, 3}, []string{

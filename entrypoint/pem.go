@@ -32,6 +32,10 @@ func isCertType(t string) bool {
 	return t == "CERTIFICATE" || t == "TRUSTED CERTIFICATE" || t == "X509 CERTIFICATE"
 }
 
+// isPKCS7Type reports the block types of a PKCS#7 SignedData, as OpenSSL
+// writes ("PKCS7") and also reads them.
+func isPKCS7Type(t string) bool { return t == "PKCS7" || t == "PKCS #7 SIGNED DATA" }
+
 // scanPEM finds every PEM block of data. It is more forgiving than
 // encoding/pem where real files are messy, and stricter where pem.Decode is
 // silent:

@@ -16,16 +16,8 @@ import (
 // command cannot write.
 func TestCertDER_TrustSettings(t *testing.T) {
 	ca := genCA(t, "aux CA")
-	der := func(v any) []byte {
-		b, err := asn1.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	tagged := func(class, tag int, parts ...[]byte) []byte {
-		return der(asn1.RawValue{Class: class, Tag: tag, IsCompound: true, Bytes: concat(parts...)})
-	}
+	der := func(v any) []byte { return mustDER(t, v) }
+	tagged := func(class, tag int, parts ...[]byte) []byte { return derTLV(t, class, tag, parts...) }
 	seq := func(parts ...[]byte) []byte { return tagged(asn1.ClassUniversal, asn1.TagSequence, parts...) }
 	oids := func(ids ...asn1.ObjectIdentifier) (out [][]byte) {
 		for _, id := range ids {
