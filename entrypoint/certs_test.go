@@ -541,7 +541,7 @@ func pkcs12Files(t *testing.T, dir string, keyPEM, certPEM []byte) (p12, p12cert
 	return p12, p12cert
 }
 
-func keyDERFromPEM(t *testing.T, p []byte) []byte {
+func keyDERFromPEM(t testing.TB, p []byte) []byte {
 	t.Helper()
 	blocks, _ := scanPEM(p, func(string) bool { return true })
 	if len(blocks) != 1 || blocks[0].Err != nil {
