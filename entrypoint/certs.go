@@ -235,6 +235,12 @@ func readCert(path, where string, block int, der []byte) (Cert, error) {
 	return Cert{X509: c, Sum: sha256.Sum256(c.Raw), Source: path, Block: block}, nil
 }
 
+var (
+	oidSignedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+	oidServerAuth = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
+	oidAnyEKU     = asn1.ObjectIdentifier{2, 5, 29, 37, 0}
+)
+
 // parseDER reads a file as DER, as OpenSSL reads a .der, .cer or .p7b
 // file: certificates and PKCS#7 SignedData one after another, with blanks
 // allowed between and after them (a newline after a DER file is common).
@@ -252,22 +258,21 @@ func parseDER(path string, data []byte) (certs []Cert, errs []error) {
 		var elem cryptobyte.String
 		if !rest.ReadASN1Element(&elem, cbasn1.SEQUENCE) {
 			if first {
-				return nil, nil
+				return nil, nil // text, or not DER
 			}
 			return certs, append(errs, fmt.Errorf("%s: byte %d: neither a DER certificate nor blanks", path, off))
 		}
-		ders, err := pkcs7Certs(elem)
-		switch {
+		switch ders, err := pkcs7Certs(elem); {
 		case errors.Is(err, errNotSignedData):
 			c, err := readCert(path, fmt.Sprintf("byte %d", off), 0, elem)
-			if err != nil && first {
-				return nil, nil
-			}
-			if err != nil {
+			switch {
+			case err == nil:
+				certs = append(certs, c)
+			case first:
+				return nil, nil // a .p12, a DER key
+			default:
 				errs = append(errs, err)
-				continue
 			}
-			certs = append(certs, c)
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: PKCS#7 at byte %d: %v", path, off, err))
 		default:
@@ -282,8 +287,6 @@ func parseDER(path string, data []byte) (certs []Cert, errs []error) {
 		}
 	}
 }
-
-var oidSignedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
 
 var (
 	// errNotSignedData is pkcs7Certs' answer for DER that is no PKCS#7
@@ -329,11 +332,6 @@ func pkcs7Certs(der []byte) ([][]byte, error) {
 	}
 	return certs, nil
 }
-
-var (
-	oidServerAuth = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
-	oidAnyEKU     = asn1.ObjectIdentifier{2, 5, 29, 37, 0}
-)
 
 var (
 	// errNotAnchor marks a TRUSTED CERTIFICATE that OpenSSL would not
