@@ -735,7 +735,7 @@ func BenchmarkParseCertFile(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bc.data)))
 			for b.Loop() {
-				certs, errs := parseCertFile("/certs/bench.pem", bc.data)
+				certs, _, errs := parseCertFile("/certs/bench.pem", bc.data)
 				if len(certs) != bc.want || len(errs) != 0 {
 					b.Fatalf("%d certs, %v", len(certs), errs)
 				}

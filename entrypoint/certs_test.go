@@ -42,11 +42,15 @@ func TestParseCertFile(t *testing.T) {
 			[]*testCert{ca, ca2}, []int{1, 2}, nil},
 		{"empty file", nil, nil, nil, nil},
 		{"README", []byte("Drop the corporate CA in this folder.\n"), nil, nil, nil},
+		{"README quoting the markers", []byte("Drop the corporate CA here: the -----BEGIN CERTIFICATE----- line,\n" +
+			"the base64 and the -----END CERTIFICATE----- line.\n"), nil, nil, nil},
 		{"key only", key, nil, nil, nil},
 		{"DH parameters only", dhParamsPEM(t), nil, nil, nil},
 		{"certificate request only", []byte("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"), nil, nil, nil},
 		{"binary starting with a SEQUENCE (.p12 stand-in)", []byte{0x30, 0x82, 0x0a, 0x01, 0x02, 0x01, 0x03, 0x30, 0x82}, nil, nil, nil},
-		{"DER with trailing bytes", concat(ca.DER(), []byte{0, 0}), nil, nil, nil},
+		{"DER with trailing bytes", concat(ca.DER(), []byte{0, 0}), []*testCert{ca}, []int{0}, []string{
+			fmt.Sprintf("%s: byte %d: neither a DER certificate nor blanks", path, len(ca.DER())),
+		}},
 		{"unterminated key before the certificate", concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), ca.PEM()),
 			[]*testCert{ca}, []int{2}, nil},
 		{"bad base64 between good blocks", concat(ca.PEM(), badB64, ca2.PEM()), []*testCert{ca, ca2}, []int{1, 3}, []string{
@@ -64,9 +68,12 @@ func TestParseCertFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			certs, errs := parseCertFile(path, tt.data)
+			certs, warnings, errs := parseCertFile(path, tt.data)
 			if got, want := errTexts(errs), tt.errs; strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("errors:\n got %q\nwant %q", got, want)
+			}
+			if len(warnings) != 0 {
+				t.Errorf("warnings %q, want none", warnings)
 			}
 			if len(certs) != len(tt.want) {
 				t.Fatalf("got %d certificates, want %d", len(certs), len(tt.want))
@@ -103,9 +110,9 @@ func TestParseCertFile_OpenSSLTrustout(t *testing.T) {
 	if !bytes.Equal(out, trustedPEM(ca)) {
 		t.Errorf("trustedPEM differs from openssl's output:\n%s\nwant\n%s", trustedPEM(ca), out)
 	}
-	certs, errs := parseCertFile(in, out)
-	if len(errs) != 0 || len(certs) != 1 || !bytes.Equal(certs[0].X509.Raw, ca.DER()) {
-		t.Fatalf("got %d certificates, errors %v; want the CA", len(certs), errs)
+	certs, warnings, errs := parseCertFile(in, out)
+	if len(errs) != 0 || len(warnings) != 0 || len(certs) != 1 || !bytes.Equal(certs[0].X509.Raw, ca.DER()) {
+		t.Fatalf("got %d certificates, warnings %q, errors %v; want the CA", len(certs), warnings, errs)
 	}
 }
 
@@ -534,7 +541,7 @@ func pkcs12Files(t *testing.T, dir string, keyPEM, certPEM []byte) (p12, p12cert
 	return p12, p12cert
 }
 
-func keyDERFromPEM(t *testing.T, p []byte) []byte {
+func keyDERFromPEM(t testing.TB, p []byte) []byte {
 	t.Helper()
 	blocks, _ := scanPEM(p, func(string) bool { return true })
 	if len(blocks) != 1 || blocks[0].Err != nil {

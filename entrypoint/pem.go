@@ -32,14 +32,21 @@ func isCertType(t string) bool {
 	return t == "CERTIFICATE" || t == "TRUSTED CERTIFICATE" || t == "X509 CERTIFICATE"
 }
 
+// isPKCS7Type reports the block types of a PKCS#7 SignedData, as OpenSSL
+// writes ("PKCS7") and also reads them.
+func isPKCS7Type(t string) bool { return t == "PKCS7" || t == "PKCS #7 SIGNED DATA" }
+
 // scanPEM finds every PEM block of data. It is more forgiving than
 // encoding/pem where real files are messy, and stricter where pem.Decode is
 // silent:
 //   - a UTF-8 BOM is ignored (pem.Decode skips the first block after one);
 //   - CRLF line ends, trailing blanks and a missing final newline are fine;
-//   - text between blocks is ignored;
-//   - "-----END X----------BEGIN Y-----" (files concatenated without a
-//     newline) is two lines;
+//   - text between blocks is ignored, and a BEGIN marker opens a block
+//     only when it is alone on its line, blanks aside: a README that
+//     quotes the markers in a sentence is text, as it is for OpenSSL;
+//   - a BEGIN marker that follows an END marker or a block's body on the
+//     same line (files concatenated without a newline) is read as if it
+//     started the next line;
 //   - a block whose base64 does not decode, or that has no END line before
 //     the next BEGIN or the end of the data, is returned with Err set
 //     instead of being skipped; the next block is still found.
@@ -76,19 +83,12 @@ func scanPEM(data []byte, decode func(string) bool) (blocks []pemBlock, sawBegin
 		line = bytes.TrimRight(line, " \t\r")
 		for len(line) > 0 {
 			if cur == nil {
-				i := bytes.Index(line, beginMark)
-				if i < 0 {
-					break
+				t, ok := beginType(line)
+				if ok {
+					sawBegin = true
+					cur = &pemBlock{Type: t, Index: len(blocks) + 1, Line: lineNo}
 				}
-				rest := line[i+len(beginMark):]
-				j := bytes.Index(rest, dashes)
-				if j < 0 {
-					break
-				}
-				sawBegin = true
-				cur = &pemBlock{Type: string(rest[:j]), Index: len(blocks) + 1, Line: lineNo}
-				line = bytes.TrimLeft(rest[j+len(dashes):], " \t")
-				continue
+				break
 			}
 			i := bytes.Index(line, endMark)
 			if j := bytes.Index(line, beginMark); j >= 0 && (i < 0 || j < i) {
@@ -125,6 +125,18 @@ func scanPEM(data []byte, decode func(string) bool) (blocks []pemBlock, sawBegin
 		finish(errors.New("no END line"))
 	}
 	return blocks, sawBegin
+}
+
+// beginType returns the type of the BEGIN marker that line, right-trimmed
+// of blanks, is: "-----BEGIN TYPE-----" after optional blanks, with nothing
+// after it.
+func beginType(line []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(bytes.TrimLeft(line, " \t"), beginMark)
+	if !ok {
+		return "", false
+	}
+	t, after, ok := bytes.Cut(rest, dashes)
+	return string(t), ok && len(after) == 0
 }
 
 // appendBase64 appends the base64 characters of line, dropping blanks.

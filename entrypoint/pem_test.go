@@ -72,9 +72,15 @@ func TestScanPEM(t *testing.T) {
 		{"trailing blanks on every line", bytes.ReplaceAll(p1, []byte("\n"), []byte(" \t\n")), []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 		}, true},
-		{"one-line block", []byte("-----BEGIN CERTIFICATE-----" + b64(ca1.DER()) + "-----END CERTIFICATE-----"), []wantBlock{
-			{"CERTIFICATE", 1, ca1.DER(), ""},
+		// OpenSSL reads no block there either: its BEGIN line must end in "-----".
+		{"one-line block is text", []byte("-----BEGIN CERTIFICATE-----" + b64(ca1.DER()) + "-----END CERTIFICATE-----"), nil, false},
+		{"README quoting the markers in a sentence", []byte("Paste the CA between -----BEGIN CERTIFICATE----- and\n" +
+			"-----END CERTIFICATE----- lines; a line like -----BEGIN CERTIFICATE----- x is text too.\n" +
+			"-----BEGIN CERTIFICATE----- starts it.\n"), nil, false},
+		{"text after the BEGIN marker's dashes", concat([]byte("-----BEGIN CERTIFICATE----- (the corporate CA)\n"), p1), []wantBlock{
+			{"CERTIFICATE", 2, ca1.DER(), ""},
 		}, true},
+		{"blanks before the BEGIN marker", concat([]byte("  \t"), p1), []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, true},
 		{"private key is not decoded", concat(key, p1), []wantBlock{
 			{"EC PRIVATE KEY", 1, nil, ""},
 			{"CERTIFICATE", 1 + lines(key), ca1.DER(), ""},
@@ -109,10 +115,10 @@ func TestScanPEM(t *testing.T) {
 			{"EC PRIVATE KEY", 1, nil, "no END line"},
 			{"CERTIFICATE", 2, ca1.DER(), ""},
 		}, true},
-		{"unterminated block before a one-line block", concat([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n"),
-			[]byte("-----BEGIN CERTIFICATE-----"+b64(ca1.DER())+"-----END CERTIFICATE-----\n")), []wantBlock{
+		{"unterminated block before a one-line block, which is text", concat([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n"),
+			[]byte("-----BEGIN CERTIFICATE-----"+b64(ca1.DER())+"-----END CERTIFICATE-----\n"), p2), []wantBlock{
 			{"CERTIFICATE", 1, nil, "no END line"},
-			{"CERTIFICATE", 3, ca1.DER(), ""},
+			{"CERTIFICATE", 4, ca2.DER(), ""},
 		}, true},
 		{"END of another type", []byte("-----BEGIN CERTIFICATE-----\n" + b64(ca1.DER()) + "\n-----END X509 CRL-----\n"), []wantBlock{
 			{"CERTIFICATE", 1, nil, `END line says "X509 CRL"`},
@@ -221,9 +227,10 @@ func equalDERs(a, b [][]byte) bool {
 	return true
 }
 
-// FuzzScanPEM_Separators puts any text without "-----" before and between
-// two certificates, with CRLF, a BOM and a missing newline between the
-// files as options: both certificates are always found, and nothing else.
+// FuzzScanPEM_Separators puts any lines of text without "-----" before and
+// between two certificates, with CRLF, a BOM and a missing newline between
+// the files as options: both certificates are always found, and nothing
+// else. (Text before a BEGIN marker on its line makes the marker text.)
 // `go test` runs the seeds; fuzz with
 //
 //	go test -run '^$' -fuzz FuzzScanPEM_Separators ./entrypoint/
@@ -236,6 +243,11 @@ func FuzzScanPEM_Separators(f *testing.F) {
 	f.Fuzz(func(t *testing.T, sep1, sep2 []byte, crlf, bom, joined bool) {
 		if bytes.Contains(sep1, []byte("-----")) || bytes.Contains(sep2, []byte("-----")) {
 			t.Skip()
+		}
+		for _, sep := range []*[]byte{&sep1, &sep2} {
+			if len(*sep) > 0 && !bytes.HasSuffix(*sep, []byte("\n")) {
+				*sep = append(*sep, '\n')
+			}
 		}
 		pa := a.PEM()
 		if joined {

@@ -233,12 +233,14 @@ func NoProxyList(name, raw string, loopback bool) (list string, warnings []strin
 		}
 	}
 	for _, e := range strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
-		switch {
-		case e == "*":
+		if e == "*" {
 			return "*", nil, nil
-		case strings.HasPrefix(e, "*."):
+		}
+		if strings.HasPrefix(e, "*.") {
 			warnings = append(warnings, fmt.Sprintf("%s entry %q is exported as %q: only Go reads the \"*.\" form; every client reads the leading dot as \"this domain's subdomains\"", name, e, e[1:]))
 			e = e[1:]
+		}
+		switch {
 		case strings.Contains(e, "://"):
 			errs = append(errs, fmt.Errorf("%s entry %q: a no-proxy entry is a host, a domain (.example.com) or an IP range, without a scheme", name, e))
 			continue

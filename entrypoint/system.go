@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -62,20 +63,24 @@ func readSystemRoots(path string) (*systemRoots, error) {
 }
 
 // carefulSystemRoots reads any bundle: it decodes every block, drops the
-// ones that do not decode, and re-encodes the rest.
+// ones that do not decode, and re-encodes the rest. A TRUSTED CERTIFICATE
+// whose trust settings rule out server authentication is no root: it is
+// dropped silently (RHEL's ca-bundle.trust.crt lists distrusted CAs so).
 func carefulSystemRoots(s *systemRoots, data []byte) {
-	var err error
 	blocks, _ := scanPEM(data, isCertType)
 	buf := make([]byte, 0, len(data))
 	for _, b := range blocks {
 		if !isCertType(b.Type) {
 			continue
 		}
-		der := b.DER
-		if b.Err == nil {
+		der, err := b.DER, b.Err
+		if err == nil {
 			der, err = certDER(b)
 		}
-		if b.Err != nil || err != nil {
+		if errors.Is(err, errNotAnchor) {
+			continue
+		}
+		if err != nil {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("system bundle %s: %s does not decode, dropped", s.Path, b.Pos()))
 			continue
 		}
