@@ -339,8 +339,9 @@ func TestRunCommandErrors(t *testing.T) {
 		{"missing absolute", dir + "/missing", dir, "", ExitNotFound},
 		{"not executable", "noexec", dir, "", ExitNotExecutable},
 		{"a directory", dir, dir, "", ExitNotExecutable},
-		{"empty PATH entry is the working directory", "no-such-tool", ":", "", ExitNotFound},
+		{"empty PATH entry is the working directory", "tool", "/nonexistent:", "tool", 0},
 	}
+	t.Chdir(dir)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := LookPath(tt.cmd, tt.path)
