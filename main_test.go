@@ -221,7 +221,7 @@ func TestExitCodes(t *testing.T) {
 		{"missing interpreter", nil, []string{dir + "/badinterp.sh"}, 127, "", "#! interpreter"},
 		{"found through KAI_ENV_PATH", []string{"KAI_ENV_PATH=" + dir + "/bin:/usr/bin:/bin"}, []string{"my-tool"}, 0, "my-tool ran", ""},
 		{"check valid without command", nil, []string{"--check"}, 0, "the configuration is valid", ""},
-		{"check valid with command", nil, []string{"--check", "sh", "-c", "exit 9"}, 0, "Command:  /usr/bin/sh -c", ""},
+		{"check valid with command", []string{"KAI_ENV_PATH=" + dir + "/bin"}, []string{"--check", "my-tool", "--flag"}, 0, "Command:  " + dir + "/bin/my-tool --flag\n", ""},
 		{"check invalid", []string{"KAI_WAIT=later"}, []string{"--check"}, 78, "", `KAI_WAIT="later": not a duration`},
 		{"check with missing command", nil, []string{"--check", "no-such-command-kai"}, 78, "", "command no-such-command-kai: not found"},
 		{"check does not wait", []string{"KAI_WAIT=1h", "KAI_PROXY_HTTPS=127.0.0.1:1"}, []string{"--check"}, 0, "would wait for:  proxy 127.0.0.1:1 (KAI_WAIT=1h0m0s)", ""},
