@@ -177,6 +177,37 @@ func TestDerivedEnvironmentArrives(t *testing.T) {
 	}
 }
 
+// TestNearMissPassedThrough: a near miss of a shim's name gets one warning
+// and reaches the command unchanged; Kai's own KAI_ variables get neither.
+func TestNearMissPassedThrough(t *testing.T) {
+	dir := t.TempDir()
+	kai := map[string]string{"KAI_CERT_DIR": dir + "/ca.pem", "KAI_DB_DSN": "postgres://kai@db/kai", "KAI_LLM_PARAMS": `{"model":"m"}`, "KAI__LOG_LEVEL": "debug"}
+	env := baseEnv(dir)
+	for k, v := range kai {
+		env = append(env, k+"="+v)
+	}
+	r := runShim(t, env, "/bin/sh", "-c", "env")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	got := envOf(r.stdout)
+	for k, v := range kai {
+		if got[k] != v {
+			t.Errorf("the command got %s=%q, want %q", k, got[k], v)
+		}
+	}
+	var warnings []string
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(l, "level=WARN") {
+			warnings = append(warnings, l)
+		}
+	}
+	want := `kai-entrypoint: level=WARN msg="KAI_CERT_DIR is not a kai-entrypoint variable (did you mean KAI_CERT_DIRS?); passed through to the command unchanged"`
+	if len(warnings) != 1 || warnings[0] != want {
+		t.Errorf("warnings:\n%s\nwant only:\n%s", strings.Join(warnings, "\n"), want)
+	}
+}
+
 // TestArgumentsPassedUntouched checks that flags after the command belong
 // to the command.
 func TestArgumentsPassedUntouched(t *testing.T) {
