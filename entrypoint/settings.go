@@ -131,8 +131,8 @@ func (s Settings) Validate(environ []string) (*Config, error) {
 	}
 
 	// An unknown name under a strict prefix is an error (a proxy typo must
-	// not start the server without its proxy); another near miss of a
-	// shim's name is a warning.
+	// not start the server without its proxy), with the names it is a near
+	// miss of; any other near miss is a warning.
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		like := strings.Join(nearMisses(name), " or ")
