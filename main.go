@@ -9,8 +9,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -36,13 +38,22 @@ func main() {
 // run parses the command line, plans, and execs; it returns an exit code
 // only when it does not exec.
 func run(args, environ []string, stdout, stderr io.Writer) int {
-	check, command, code := parseArgs(args, stdout, stderr)
-	if code >= 0 {
-		return code
+	check, command, done, err := parseArgs(args, stdout)
+	if err != nil {
+		// The settings are not validated yet: only the log format is read,
+		// and an invalid one means text.
+		format, _ := entrypoint.NewEnv(environ).Get("KAI_ENTRYPOINT_LOG_FORMAT")
+		log := entrypoint.NewLogger(stderr, strings.ToLower(strings.TrimSpace(format)), slog.LevelInfo)
+		log.Error(err.Error(), "usage", shortUsage)
+		return entrypoint.ExitUsage
+	}
+	if done {
+		return 0
 	}
 
 	settings, _ := entrypoint.LoadSettings() // string fields only: cannot fail
 	cfg, _ := settings.Validate(nil)
+	log := entrypoint.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 
 	// A signal before the exec ends the shim with 128+N. Outside PID 1 the
 	// kernel's default action already does that (the shim dies of the
@@ -75,13 +86,12 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		default:
 		}
 		if s, ok := got.Load().(syscall.Signal); ok {
-			fmt.Fprintf(stderr, "%s%s received before exec; exiting\n", entrypoint.LogPrefix, strings.ToUpper(unix(s)))
+			log.Error(strings.ToUpper(unix(s)) + " received before exec; exiting")
 			return entrypoint.ExitSignalBase + int(s)
 		}
 		return -1
 	}
 
-	log := entrypoint.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	plan, err := entrypoint.Run(ctx, settings, entrypoint.Options{
 		Check: check, Command: command, Environ: environ, Logger: log,
 	})
@@ -107,8 +117,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 }
 
 // parseArgs takes the shim's flags, which come only before the command.
-// It returns code >= 0 when the shim should exit with it.
-func parseArgs(args []string, stdout, stderr io.Writer) (check bool, command []string, code int) {
+// done means --help or --version was answered; err is a usage error.
+func parseArgs(args []string, stdout io.Writer) (check bool, command []string, done bool, err error) {
 	for i, a := range args {
 		switch a {
 		case "--":
@@ -118,27 +128,26 @@ func parseArgs(args []string, stdout, stderr io.Writer) (check bool, command []s
 			continue
 		case "--help", "-h":
 			entrypoint.WriteUsage(stdout)
-			return false, nil, 0
+			return false, nil, true, nil
 		case "--version":
 			fmt.Fprintln(stdout, "kai-entrypoint", entrypoint.Version(version))
-			return false, nil, 0
+			return false, nil, true, nil
 		default:
 			if strings.HasPrefix(a, "-") {
-				fmt.Fprintf(stderr, "%sunknown flag %q (the command goes after the flags, or after --)\n%s", entrypoint.LogPrefix, a, shortUsage)
-				return false, nil, entrypoint.ExitUsage
+				return false, nil, false, fmt.Errorf("unknown flag %q (the command goes after the flags, or after --)", a)
 			}
 			command = args[i:]
 		}
 		break
 	}
 	if len(command) == 0 && !check {
-		fmt.Fprintf(stderr, "%sno command given\n%s", entrypoint.LogPrefix, shortUsage)
-		return false, nil, entrypoint.ExitUsage
+		return false, nil, false, errors.New("no command given")
 	}
-	return check, command, -1
+	return check, command, false, nil
 }
 
-const shortUsage = "usage: kai-entrypoint [--check] [--] COMMAND [ARG...]   (kai-entrypoint --help for more)\n"
+// shortUsage goes with a usage error.
+const shortUsage = "kai-entrypoint [--check] [--] COMMAND [ARG...]   (kai-entrypoint --help for more)"
 
 // report prints err: every configuration problem on its own line.
 func report(log interface {

@@ -177,6 +177,37 @@ func TestDerivedEnvironmentArrives(t *testing.T) {
 	}
 }
 
+// TestNearMissPassedThrough: a near miss of a shim's name gets one warning
+// and reaches the command unchanged; Kai's own KAI_ variables get neither.
+func TestNearMissPassedThrough(t *testing.T) {
+	dir := t.TempDir()
+	kai := map[string]string{"KAI_CERT_DIR": dir + "/ca.pem", "KAI_DB_DSN": "postgres://kai@db/kai", "KAI_LLM_PARAMS": `{"model":"m"}`, "KAI__LOG_LEVEL": "debug"}
+	env := baseEnv(dir)
+	for k, v := range kai {
+		env = append(env, k+"="+v)
+	}
+	r := runShim(t, env, "/bin/sh", "-c", "env")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	got := envOf(r.stdout)
+	for k, v := range kai {
+		if got[k] != v {
+			t.Errorf("the command got %s=%q, want %q", k, got[k], v)
+		}
+	}
+	var warnings []string
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(l, "level=WARN") {
+			warnings = append(warnings, l)
+		}
+	}
+	want := `kai-entrypoint: level=WARN msg="KAI_CERT_DIR is not a kai-entrypoint variable (did you mean KAI_CERT_DIRS?); passed through to the command unchanged"`
+	if len(warnings) != 1 || warnings[0] != want {
+		t.Errorf("warnings:\n%s\nwant only:\n%s", strings.Join(warnings, "\n"), want)
+	}
+}
+
 // TestArgumentsPassedUntouched checks that flags after the command belong
 // to the command.
 func TestArgumentsPassedUntouched(t *testing.T) {
@@ -210,6 +241,8 @@ func TestExitCodes(t *testing.T) {
 		{"no command", nil, nil, 64, "", "no command given"},
 		{"only --", nil, []string{"--"}, 64, "", "no command given"},
 		{"unknown flag", nil, []string{"--chek", "true"}, 64, "", `unknown flag "--chek"`},
+		{"usage error, invalid log format", []string{"KAI_ENTRYPOINT_LOG_FORMAT=xml"}, []string{"--chek", "true"}, 64, "",
+			`kai-entrypoint: level=ERROR msg="unknown flag "--chek" (the command goes after the flags, or after --)" usage="kai-entrypoint [--check] [--] COMMAND [ARG...]   (kai-entrypoint --help for more)"` + "\n"},
 		{"help", nil, []string{"--help"}, 0, "KAI_SECRET_<NAME>", ""},
 		{"version", nil, []string{"--version"}, 0, "kai-entrypoint test-1.2.3", ""},
 		{"command exit code", nil, []string{"/bin/sh", "-c", "exit 3"}, 3, "", ""},
@@ -221,7 +254,7 @@ func TestExitCodes(t *testing.T) {
 		{"missing interpreter", nil, []string{dir + "/badinterp.sh"}, 127, "", "#! interpreter"},
 		{"found through KAI_ENV_PATH", []string{"KAI_ENV_PATH=" + dir + "/bin:/usr/bin:/bin"}, []string{"my-tool"}, 0, "my-tool ran", ""},
 		{"check valid without command", nil, []string{"--check"}, 0, "the configuration is valid", ""},
-		{"check valid with command", nil, []string{"--check", "sh", "-c", "exit 9"}, 0, "Command:  /usr/bin/sh -c", ""},
+		{"check valid with command", []string{"KAI_ENV_PATH=" + dir + "/bin"}, []string{"--check", "my-tool", "--flag"}, 0, "Command:  " + dir + "/bin/my-tool --flag\n", ""},
 		{"check invalid", []string{"KAI_WAIT=later"}, []string{"--check"}, 78, "", `KAI_WAIT="later": not a duration`},
 		{"check with missing command", nil, []string{"--check", "no-such-command-kai"}, 78, "", "command no-such-command-kai: not found"},
 		{"check does not wait", []string{"KAI_WAIT=1h", "KAI_PROXY_HTTPS=127.0.0.1:1"}, []string{"--check"}, 0, "would wait for:  proxy 127.0.0.1:1 (KAI_WAIT=1h0m0s)", ""},
@@ -347,65 +380,100 @@ func TestNoSecretPrinted(t *testing.T) {
 // TestSignalBeforeExec sends SIGTERM and SIGINT while the shim waits for a
 // proxy that never opens: it ends promptly with 128+N.
 func TestSignalBeforeExec(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		t.Run(sig.String(), func(t *testing.T) {
-			dir := t.TempDir()
-			cmd := exec.Command(shim, "/bin/true")
-			cmd.Env = append(baseEnv(dir), "KAI_WAIT=30s", "KAI_PROXY_HTTPS=127.0.0.1:1", "KAI_CERT_DIRS=")
-			stderr := &syncBuffer{}
-			cmd.Stderr = stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
+	for _, tt := range []struct {
+		name string
+		sig  syscall.Signal
+		code int
+	}{
+		{name: "SIGTERM", sig: syscall.SIGTERM, code: 143},
+		{name: "SIGINT", sig: syscall.SIGINT, code: 130},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := append(baseEnv(t.TempDir()), "KAI_WAIT=30s", "KAI_PROXY_HTTPS=127.0.0.1:1", "KAI_CERT_DIRS=")
+			code, stderr, took := runSignalled(t, env, tt.sig)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\n%s", code, tt.code, stderr)
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for !strings.Contains(stderr.String(), "waiting") {
-				if time.Now().After(deadline) {
-					cmd.Process.Kill()
-					t.Fatalf("the shim never started waiting:\n%s", stderr)
-				}
-				time.Sleep(10 * time.Millisecond)
+			if took > 2*time.Second {
+				t.Errorf("took %v to stop after the signal", took)
 			}
-			sent := time.Now()
-			cmd.Process.Signal(sig)
-			err := cmd.Wait()
-			ee, ok := err.(*exec.ExitError)
-			if !ok {
-				t.Fatalf("err = %v, want an exit error", err)
-			}
-			if want := 128 + int(sig); ee.ExitCode() != want {
-				t.Errorf("exit %d, want %d\n%s", ee.ExitCode(), want, stderr)
-			}
-			if d := time.Since(sent); d > 2*time.Second {
-				t.Errorf("took %v to stop after the signal", d)
+			if want := `msg="` + tt.name + ` received before exec; exiting"`; !strings.Contains(stderr, want) {
+				t.Errorf("stderr lacks %s:\n%s", want, stderr)
 			}
 		})
 	}
 }
 
+// runSignalled runs the shim with env, which must make it wait, sends sig
+// once it logs that it waits, and returns its exit code, its stderr and how
+// long it took to end after the signal.
+func runSignalled(t *testing.T, env []string, sig syscall.Signal) (code int, stderr string, took time.Duration) {
+	t.Helper()
+	cmd := exec.Command(shim, "/bin/true")
+	cmd.Env = env
+	buf := &syncBuffer{}
+	cmd.Stderr = buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(buf.String(), "waiting") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the shim never started waiting:\n%s", buf)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sent := time.Now()
+	cmd.Process.Signal(sig)
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		t.Fatalf("err = %v, want an exit error\n%s", err, buf)
+	}
+	return ee.ExitCode(), buf.String(), time.Since(sent)
+}
+
 type syncBuffer = testio.SyncBuffer
 
-// TestJSONLogFormat: with KAI_ENTRYPOINT_LOG_FORMAT=json every stderr line,
-// problems included, is one JSON object naming the logger.
+// TestJSONLogFormat: with KAI_ENTRYPOINT_LOG_FORMAT=json every stderr line
+// of every outcome, usage errors and the signal message included, is one
+// JSON object naming the logger.
 func TestJSONLogFormat(t *testing.T) {
 	dir := t.TempDir()
 	writeCA(t, dir+"/certs/ca.pem", "JSON Log CA", false)
 	for _, tt := range []struct {
-		name string
-		env  []string
-		code int
+		name   string
+		env    []string
+		args   []string
+		signal syscall.Signal // sent once the shim waits; 0 for none
+		code   int
+		msg    string // a record's msg contains it
+		usage  bool   // that record is the only one, an ERROR with the usage line
 	}{
-		{"start", []string{"KAI_PROXY_HTTPS=proxy:3128"}, 0},
-		{"problems", []string{"KAI_PROXY_HTTPS=ftp://proxy", "KAI_WAIT=soon"}, 78},
+		{name: "start", env: []string{"KAI_PROXY_HTTPS=proxy:3128"}, args: []string{"/bin/true"}, msg: "CA bundle written"},
+		{name: "near miss", env: []string{"KAI_CERT_DIR=/x"}, args: []string{"/bin/true"}, msg: "did you mean KAI_CERT_DIRS?"},
+		{name: "problems", env: []string{"KAI_PROXY_HTTPS=ftp://proxy", "KAI_WAIT=soon"}, args: []string{"/bin/true"}, code: 78, msg: `KAI_WAIT="soon": not a duration`},
+		{name: "command not found", args: []string{"no-such-command-kai"}, code: 127, msg: "command no-such-command-kai: not found"},
+		{name: "unknown flag", args: []string{"--chek", "true"}, code: 64, msg: `unknown flag "--chek"`, usage: true},
+		{name: "no command", code: 64, msg: "no command given", usage: true},
+		{name: "signal", env: []string{"KAI_WAIT=30s", "KAI_PROXY_HTTPS=127.0.0.1:1"}, signal: syscall.SIGTERM, code: 143, msg: "SIGTERM received before exec; exiting"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := runShim(t, append(append(baseEnv(dir), "KAI_ENTRYPOINT_LOG_FORMAT=json"), tt.env...), "/bin/true")
-			if r.code != tt.code {
-				t.Fatalf("exit %d, want %d\n%s", r.code, tt.code, r.stderr)
+			env := append(append(baseEnv(dir), "KAI_ENTRYPOINT_LOG_FORMAT=json"), tt.env...)
+			var code int
+			var stderr string
+			if tt.signal != 0 {
+				code, stderr, _ = runSignalled(t, env, tt.signal)
+			} else {
+				r := runShim(t, env, tt.args...)
+				code, stderr = r.code, r.rawStderr
 			}
-			lines := strings.Split(strings.TrimSpace(r.rawStderr), "\n")
-			if len(lines) < 2 {
-				t.Fatalf("only %d log lines:\n%s", len(lines), r.stderr)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s", code, tt.code, stderr)
 			}
+			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+			var found map[string]any
 			for _, l := range lines {
 				var rec map[string]any
 				if err := json.Unmarshal([]byte(l), &rec); err != nil {
@@ -415,6 +483,15 @@ func TestJSONLogFormat(t *testing.T) {
 				if rec["logger"] != "kai-entrypoint" || rec["msg"] == nil || rec["level"] == nil {
 					t.Errorf("record lacks logger, msg or level: %s", l)
 				}
+				if msg, _ := rec["msg"].(string); strings.Contains(msg, tt.msg) {
+					found = rec
+				}
+			}
+			switch {
+			case found == nil:
+				t.Errorf("no record's msg contains %q:\n%s", tt.msg, stderr)
+			case tt.usage && (len(lines) != 1 || found["level"] != "ERROR" || found["usage"] != "kai-entrypoint [--check] [--] COMMAND [ARG...]   (kai-entrypoint --help for more)"):
+				t.Errorf("want one ERROR record with the usage line:\n%s", stderr)
 			}
 		})
 	}

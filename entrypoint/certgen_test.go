@@ -42,7 +42,9 @@ func (c *testCert) PEM() []byte {
 // Sum returns the SHA-256 of the DER, the bundle's dedup key.
 func (c *testCert) Sum() [sha256.Size]byte { return sha256.Sum256(c.Cert.Raw) }
 
-// certSpec describes a certificate to generate.
+// certSpec describes a certificate to generate. The certificate keeps its
+// times in whole seconds (x509 truncates them): a test that checks it
+// against its own clock reads that clock before, truncated likewise.
 type certSpec struct {
 	CN        string
 	CA        bool          // basicConstraints CA:TRUE

@@ -7,12 +7,12 @@ import (
 	"sync"
 )
 
-// LogPrefix starts every line the shim prints on stderr in text format, so
+// logPrefix starts every line the shim prints on stderr in text format, so
 // that its lines stand out in container logs.
-const LogPrefix = "kai-entrypoint: "
+const logPrefix = "kai-entrypoint: "
 
 // NewLogger returns the shim's logger on w: slog text lines behind
-// LogPrefix without a timestamp (the container runtime adds one), or JSON
+// logPrefix without a timestamp (the container runtime adds one), or JSON
 // objects with "logger":"kai-entrypoint".
 func NewLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{
@@ -30,7 +30,7 @@ func NewLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(&prefixWriter{w: w}, opts))
 }
 
-// prefixWriter puts LogPrefix before every line written through it.
+// prefixWriter puts logPrefix before every line written through it.
 type prefixWriter struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -44,7 +44,7 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		if len(line) == 0 {
 			continue
 		}
-		out.WriteString(LogPrefix)
+		out.WriteString(logPrefix)
 		out.Write(line)
 	}
 	if _, err := p.w.Write(out.Bytes()); err != nil {

@@ -99,6 +99,9 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 	cfg, err := s.Validate(o.Environ)
 	gather(err)
 	p.Config = cfg
+	for _, w := range cfg.Warnings {
+		p.warn(log, w)
+	}
 	pass, err := ReadPassthrough(o.Environ)
 	gather(err)
 	p.Passthrough = pass

@@ -218,9 +218,9 @@ func TestRun(t *testing.T) {
 
 		// Errors, every one named with its value.
 		{name: "unknown KAI_PROXY name", env: map[string]string{"KAI_PROXY_HTTP_S": "p:1"},
-			wantErr: []string{"KAI_PROXY_HTTP_S: unknown variable (known: KAI_PROXY_HTTP, KAI_PROXY_HTTPS"}},
+			wantErr: []string{"KAI_PROXY_HTTP_S: unknown variable; did you mean KAI_PROXY_HTTPS? (known: KAI_PROXY_HTTP, KAI_PROXY_HTTPS"}},
 		{name: "unknown KAI_ENTRYPOINT name", env: map[string]string{"KAI_ENTRYPOINT_LOGLEVEL": "debug"},
-			wantErr: []string{"KAI_ENTRYPOINT_LOGLEVEL: unknown variable (known: KAI_ENTRYPOINT_LOG_LEVEL, KAI_ENTRYPOINT_LOG_FORMAT)"}},
+			wantErr: []string{"KAI_ENTRYPOINT_LOGLEVEL: unknown variable; did you mean KAI_ENTRYPOINT_LOG_LEVEL? (known: KAI_ENTRYPOINT_LOG_LEVEL, KAI_ENTRYPOINT_LOG_FORMAT)"}},
 		{name: "bad KAI_ENV names", env: map[string]string{"KAI_ENV_1X": "a", "KAI_ENV_A-B": "b", "KAI_ENV_": "c"},
 			wantErr: []string{`KAI_ENV_1X: "1X" is not a valid variable name`, `KAI_ENV_A-B: "A-B" is not a valid variable name`, `KAI_ENV_: "" is not a valid variable name`}},
 		{name: "KAI_ENV and KAI_SECRET for one name", env: map[string]string{"KAI_ENV_TOKEN": "a", "KAI_SECRET_TOKEN": "$DIR/t"},
@@ -341,8 +341,9 @@ func TestRunCommandErrors(t *testing.T) {
 		{"missing absolute", dir + "/missing", dir, "", ExitNotFound},
 		{"not executable", "noexec", dir, "", ExitNotExecutable},
 		{"a directory", dir, dir, "", ExitNotExecutable},
-		{"empty PATH entry is the working directory", "no-such-tool", ":", "", ExitNotFound},
+		{"empty PATH entry is the working directory", "tool", "/nonexistent:", "tool", 0},
 	}
+	t.Chdir(dir)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := LookPath(tt.cmd, tt.path)

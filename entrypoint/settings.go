@@ -46,6 +46,7 @@ type Config struct {
 	Wait         time.Duration
 	LogLevel     slog.Level
 	LogFormat    string
+	Warnings     []string // near misses of the shim's names, passed through
 }
 
 // LoadSettings reads the shim's variables from the process environment.
@@ -129,10 +130,21 @@ func (s Settings) Validate(environ []string) (*Config, error) {
 		errs = multierror.Append(errs, fmt.Errorf("KAI_ENTRYPOINT_LOG_FORMAT=%q: must be text or json", s.EntrypointLogFormat))
 	}
 
+	// An unknown name under a strict prefix is an error (a proxy typo must
+	// not start the server without its proxy), with the names it is a near
+	// miss of; any other near miss is a warning.
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if isUnknownShimName(name) {
-			errs = multierror.Append(errs, fmt.Errorf("%s: unknown variable (known: %s)", name, strings.Join(knownNamesLike(name), ", ")))
+		like := strings.Join(nearMisses(name), " or ")
+		switch {
+		case isUnknownShimName(name):
+			guess := ""
+			if like != "" {
+				guess = "; did you mean " + like + "?"
+			}
+			errs = multierror.Append(errs, fmt.Errorf("%s: unknown variable%s (known: %s)", name, guess, strings.Join(knownNamesLike(name), ", ")))
+		case like != "":
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s is not a kai-entrypoint variable (did you mean %s?); passed through to the command unchanged", name, like))
 		}
 	}
 	return c, asConfigError(errs)

@@ -1,6 +1,7 @@
 package entrypoint
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -77,5 +78,87 @@ func TestNewEnv(t *testing.T) {
 	e.Unset("A")
 	if got := e.Slice(); !reflect.DeepEqual(got, []string{"B=new", "C=", "D=4"}) {
 		t.Errorf("after Set/Unset: %q", got)
+	}
+}
+
+// TestValidateNearMisses: a KAI_ name within a couple of edits of one of
+// the shim's names, case ignored, is warned about and passed through; under
+// KAI_PROXY_ and KAI_ENTRYPOINT_ it stays an error, with the suggestion.
+// Kai's own names and the pass-through names are neither.
+func TestValidateNearMisses(t *testing.T) {
+	const passed = " is not a kai-entrypoint variable (did you mean %s?); passed through to the command unchanged"
+	tests := []struct {
+		name    string // the variable set
+		suggest string // the suggestion of the only warning; "" for no warning
+		wantErr string // the only problem; "" for none
+	}{
+		{name: "KAI_CERT_DIR", suggest: "KAI_CERT_DIRS"},
+		{name: "KAI_CERTS_DIR", suggest: "KAI_CERT_DIRS"},
+		{name: "kai_cert_dirs", suggest: "KAI_CERT_DIRS"},
+		{name: "KAI_CABUNDLE", suggest: "KAI_CA_BUNDLE"},
+		{name: "KAI_CA_BUNDEL", suggest: "KAI_CA_BUNDLE"},
+		{name: "KAI_WIAT", suggest: "KAI_WAIT"},
+		{name: "Kai_Proxy_Https", suggest: "KAI_PROXY_HTTPS"}, // the strict prefixes are upper case
+		{name: "KAI_PROXY_HTTPS_", wantErr: "KAI_PROXY_HTTPS_: unknown variable; did you mean KAI_PROXY_HTTPS? (known: KAI_PROXY_HTTP, KAI_PROXY_HTTPS, KAI_PROXY_ALL, KAI_PROXY_NO, KAI_PROXY_OPENAI)"},
+		{name: "KAI_PROXY_HTTPX", wantErr: "KAI_PROXY_HTTPX: unknown variable; did you mean KAI_PROXY_HTTP or KAI_PROXY_HTTPS? (known: KAI_PROXY_HTTP, KAI_PROXY_HTTPS, KAI_PROXY_ALL, KAI_PROXY_NO, KAI_PROXY_OPENAI)"},
+		{name: "KAI_ENTRYPOINT_LOG_FROMAT", wantErr: "KAI_ENTRYPOINT_LOG_FROMAT: unknown variable; did you mean KAI_ENTRYPOINT_LOG_FORMAT? (known: KAI_ENTRYPOINT_LOG_LEVEL, KAI_ENTRYPOINT_LOG_FORMAT)"},
+		{name: "KAI_PROXY_SOCKS", wantErr: "KAI_PROXY_SOCKS: unknown variable (known: KAI_PROXY_HTTP, KAI_PROXY_HTTPS, KAI_PROXY_ALL, KAI_PROXY_NO, KAI_PROXY_OPENAI)"},
+		// Kai's own settings (shared/docs/kai-deployment.md; KAI__* in README.md).
+		{name: "KAI_DB_DSN"},
+		{name: "KAI_LLM_PARAMS"},
+		{name: "KAI_DB_DRIVERNAME"},
+		{name: "KAI_DB_USERNAME"},
+		{name: "KAI_DB_PASSWORD"},
+		{name: "KAI_DB_HOST"},
+		{name: "KAI_DB_PORT"},
+		{name: "KAI_DB_DATABASE"},
+		{name: "KAI__LOG_LEVEL"},
+		// Pass-through names: this one is 2 edits from KAI_ENTRYPOINT_LOG_LEVEL.
+		{name: "KAI_ENV_RYPOINT_LOG_LEVEL"},
+		{name: "KAI_SECRET_X"},
+		// The shim's own names, and names without the KAI_ prefix.
+		{name: "KAI_CERT_DIRS"},
+		{name: "KAI_WAIT"},
+		{name: "CERT_DIRS"},
+		{name: "KAI"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Settings{}.Validate([]string{tt.name + "=x"})
+			var want []string
+			if tt.suggest != "" {
+				want = []string{tt.name + fmt.Sprintf(passed, tt.suggest)}
+			}
+			if !reflect.DeepEqual(c.Warnings, want) {
+				t.Errorf("warnings %q, want %q", c.Warnings, want)
+			}
+			if got := fmt.Sprint(err); tt.wantErr == "" && err != nil || tt.wantErr != "" && got != tt.wantErr {
+				t.Errorf("error %q, want %q", got, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestOSADistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{a: "", b: "", want: 0},
+		{a: "", b: "abc", want: 3},
+		{a: "KAI_WAIT", b: "KAI_WAIT", want: 0},
+		{a: "KAI_WIAT", b: "KAI_WAIT", want: 1},           // a swap
+		{a: "KAI_CA_BUDNEL", b: "KAI_CA_BUNDLE", want: 2}, // two swaps (Levenshtein: 3)
+		{a: "KAI_CERTS_DIR", b: "KAI_CERT_DIRS", want: 2}, // a deletion and an insertion
+		{a: "KAI_DB_DSN", b: "KAI_WAIT", want: 6},
+		{a: "ca", b: "abc", want: 3}, // no byte edited twice (Damerau proper: 2)
+	}
+	for _, tt := range tests {
+		if got := osaDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("osaDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+		if got := osaDistance(tt.b, tt.a); got != tt.want {
+			t.Errorf("osaDistance(%q, %q) = %d, want %d", tt.b, tt.a, got, tt.want)
+		}
 	}
 }

@@ -93,6 +93,12 @@ var shimNames = func() map[string]bool {
 
 var shimPrefixes = []string{"KAI_PROXY_", "KAI_ENV_", "KAI_SECRET_", "KAI_ENTRYPOINT_"}
 
+// nearMissDistance is how many edits (see osaDistance; case ignored) from
+// one of shimVarNames a KAI_ name may be to be taken for a typo of it. At 2
+// it catches KAI_CERTS_DIR; Kai's own names (KAI_DB_DSN, KAI_LLM_PARAMS,
+// KAI_DB_HOST, ...) are at least 6 edits away.
+const nearMissDistance = 2
+
 // strictPrefixes are the prefixes under which an unknown name is a typo
 // rather than a variable for someone else.
 var strictPrefixes = []string{"KAI_PROXY_", "KAI_ENTRYPOINT_"}

@@ -40,6 +40,7 @@ func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []P
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 	dialer := net.Dialer{Timeout: time.Second}
 	results := map[string]sourceResult{}
 	lastDialErr := map[string]string{}
@@ -59,8 +60,10 @@ func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []P
 			c, err := dialer.DialContext(ctx, "tcp", p.HostPort())
 			if err != nil {
 				reason := dialCause(err)
-				if ctx.Err() != nil && lastDialErr[p.Var] != "" {
-					reason = lastDialErr[p.Var] // cut short by the deadline: say why it failed before
+				// Cut short by the deadline (whose timer in the poller can fire
+				// before ctx's own): say why it failed before.
+				if !time.Now().Before(deadline) && lastDialErr[p.Var] != "" {
+					reason = lastDialErr[p.Var]
 				}
 				lastDialErr[p.Var] = reason
 				missing = append(missing, fmt.Errorf("%s: proxy %s does not accept connections: %v", p.Var, p.HostPort(), reason))
