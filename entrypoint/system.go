@@ -43,13 +43,22 @@ func findSystemBundle(env *Env, bundle string, files []string) (path string, war
 	return "", warnings
 }
 
+// maxSystemBundleSize bounds the system bundle: distributions' bundles are
+// well under 1 MiB (Debian's is about 220 KB), so a larger file is a
+// mistake (a mounted disk image, a log file).
+const maxSystemBundleSize = 16 << 20
+
 // readSystemRoots reads path and re-frames its certificate blocks: LF line
 // ends, one block after another, a final newline. A block whose base64 does
-// not decode is dropped with a warning; duplicates are dropped silently.
+// not decode is dropped with a warning; duplicates are dropped silently. A
+// bundle that yields no certificate gets a warning too.
 func readSystemRoots(path string) (*systemRoots, error) {
 	s := &systemRoots{Path: path, sums: map[[sha256.Size]byte]bool{}}
 	if path == "" {
 		return s, nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Size() > maxSystemBundleSize {
+		return nil, fmt.Errorf("system bundle %s: %d bytes, larger than the %d MiB a CA bundle may have", path, fi.Size(), maxSystemBundleSize>>20)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -57,6 +66,9 @@ func readSystemRoots(path string) (*systemRoots, error) {
 	}
 	if !fastSystemRoots(s, data) {
 		carefulSystemRoots(s, data)
+	}
+	if s.Count == 0 {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("system bundle %s holds no certificate: the bundle will have no system roots, and clients will reject every public host", path))
 	}
 	return s, nil
 }

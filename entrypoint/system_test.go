@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -111,6 +112,9 @@ func TestReadSystemRoots(t *testing.T) {
 	badB64 := []byte("-----BEGIN CERTIFICATE-----\nMIIC###\n-----END CERTIFICATE-----\n")
 	badTrusted := []byte("-----BEGIN TRUSTED CERTIFICATE-----\n" + b64([]byte("zzzz")) + "\n-----END TRUSTED CERTIFICATE-----\n")
 	crl := []byte("-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n")
+	noCert := func(path string) string {
+		return fmt.Sprintf("system bundle %s holds no certificate: the bundle will have no system roots, and clients will reject every public host", path)
+	}
 	// lineOf is the line of the n-th (1-based) BEGIN in data.
 	lineOf := func(data []byte, n int) int {
 		off := 0
@@ -128,7 +132,9 @@ func TestReadSystemRoots(t *testing.T) {
 		warnings func(path string, data []byte) []string
 	}{
 		{"clean bundle", concat(s1.PEM(), s2.PEM()), []*testCert{s1, s2}, nil},
-		{"empty file", nil, nil, nil},
+		{"empty file", nil, nil, func(path string, _ []byte) []string { return []string{noCert(path)} }},
+		{"no certificate block", concat([]byte("# no roots\n"), crl, ecKeyPEM(t, s1.Key)), nil,
+			func(path string, _ []byte) []string { return []string{noCert(path)} }},
 		{"messy framing: BOM, comments, CRLF, concatenated, no final newline",
 			concat([]byte("\xef\xbb\xbf# RHEL-style header\r\n\r\n"), crlf(s1.PEM()), []byte("# sys 2\n"),
 				trim(s2.PEM()), trim(trustedPEM(s3)), crlf(trim(s4.PEM()))),
@@ -196,9 +202,15 @@ func TestReadSystemRoots_NoPath(t *testing.T) {
 
 func TestReadSystemRoots_Unreadable(t *testing.T) {
 	dir := t.TempDir()
+	huge := filepath.Join(dir, "huge.crt")
+	writeFile(t, huge, genCA(t, "huge").PEM())
+	if err := os.Truncate(huge, maxSystemBundleSize+1); err != nil { // sparse: cheap
+		t.Fatal(err)
+	}
 	for _, tt := range []struct{ name, path, want string }{
 		{"missing", filepath.Join(dir, "nope.crt"), "reading system bundle " + filepath.Join(dir, "nope.crt") + ": no such file or directory"},
 		{"folder", dir, "reading system bundle " + dir + ": is a directory"},
+		{"larger than the limit", huge, fmt.Sprintf("system bundle %s: %d bytes, larger than the 16 MiB a CA bundle may have", huge, maxSystemBundleSize+1)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := readSystemRoots(tt.path)
@@ -285,5 +297,47 @@ func checkFraming(t *testing.T, data []byte, n int) {
 	}
 	if got != n {
 		t.Errorf("%d blocks, want %d", got, n)
+	}
+}
+
+// TestRun_SystemBundle checks what Run makes of a system bundle that gives
+// no roots: a warning naming it, or, for one over the size limit, a
+// configuration error (exit 78).
+func TestRun_SystemBundle(t *testing.T) {
+	huge := filepath.Join(t.TempDir(), "huge.crt")
+	writeFile(t, huge, nil)
+	if err := os.Truncate(huge, maxSystemBundleSize+1); err != nil { // sparse: cheap
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		c    runCase
+	}{
+		{"bundle without a certificate", runCase{env: map[string]string{"SSL_CERT_FILE": "$DIR/empty.crt", "KAI_CERT_DIRS": "$DIR/certs"},
+			files:    map[string]string{"empty.crt": "# no roots here\n", "certs/ca.pem": "<ca>"},
+			wantWarn: []string{"system bundle $DIR/empty.crt holds no certificate: the bundle will have no system roots"}}},
+		{"bundle over the size limit", runCase{env: map[string]string{"SSL_CERT_FILE": huge, "KAI_CERT_DIRS": "$DIR/certs"},
+			files:   map[string]string{"certs/ca.pem": "<ca>"},
+			wantErr: []string{fmt.Sprintf("system bundle %s: %d bytes, larger than the 16 MiB a CA bundle may have", huge, maxSystemBundleSize+1)}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := tt.c.run(t)
+			dir := strings.TrimSuffix(p.Config.CABundle, "/out/ca-bundle.pem")
+			if len(tt.c.wantErr) > 0 {
+				var ce *ConfigError
+				if !errors.As(err, &ce) || ExitCode(err) != ExitConfig || strings.Join(ce.Problems(), "\n") != strings.Join(tt.c.wantErr, "\n") {
+					t.Fatalf("err = %v (exit %d), want the configuration error %q (exit %d)", err, ExitCode(err), tt.c.wantErr, ExitConfig)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.c.wantWarn {
+				if w = strings.ReplaceAll(w, "$DIR", dir); !strings.Contains(strings.Join(p.Warnings, "\n"), w) {
+					t.Errorf("warnings %q, want one containing %q", p.Warnings, w)
+				}
+			}
+		})
 	}
 }
