@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -25,11 +24,6 @@ import (
 var version string
 
 func main() {
-	// The shim lives for milliseconds and then execs, which frees
-	// everything: a collection would only cost time. The limit still
-	// bounds the heap should some input be unexpectedly large.
-	debug.SetGCPercent(-1)
-	debug.SetMemoryLimit(24 << 20)
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
