@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -27,11 +26,6 @@ import (
 var version string
 
 func main() {
-	// The shim lives for milliseconds and then execs, which frees
-	// everything: a collection would only cost time. The limit still
-	// bounds the heap should some input be unexpectedly large.
-	debug.SetGCPercent(-1)
-	debug.SetMemoryLimit(24 << 20)
 	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 

@@ -44,13 +44,23 @@ func findSystemBundle(env *Env, bundle string, files []string) (path string, war
 	return "", warnings
 }
 
+// maxSystemBundleSize bounds the system bundle: distributions' bundles are
+// well under 1 MiB (Debian's is about 220 KB), so a larger file is a
+// mistake (a mounted disk image, a log file).
+const maxSystemBundleSize = 16 << 20
+
 // readSystemRoots reads path and re-frames its certificate blocks: LF line
 // ends, one block after another, a final newline. A block whose base64 does
-// not decode is dropped with a warning; duplicates are dropped silently.
+// not decode, or whose DER is not shaped as a certificate (certShape), is
+// dropped with a warning; duplicates are dropped silently. A bundle that
+// yields no certificate gets a warning too.
 func readSystemRoots(path string) (*systemRoots, error) {
 	s := &systemRoots{Path: path, sums: map[[sha256.Size]byte]bool{}}
 	if path == "" {
 		return s, nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Size() > maxSystemBundleSize {
+		return nil, fmt.Errorf("system bundle %s: %d bytes, larger than the %d MiB a CA bundle may have", path, fi.Size(), maxSystemBundleSize>>20)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -59,13 +69,17 @@ func readSystemRoots(path string) (*systemRoots, error) {
 	if !fastSystemRoots(s, data) {
 		carefulSystemRoots(s, data)
 	}
+	if s.Count == 0 {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("system bundle %s holds no certificate: the bundle will have no system roots, and clients will reject every public host", path))
+	}
 	return s, nil
 }
 
 // carefulSystemRoots reads any bundle: it decodes every block, drops the
-// ones that do not decode, and re-encodes the rest. A TRUSTED CERTIFICATE
-// whose trust settings rule out server authentication is no root: it is
-// dropped silently (RHEL's ca-bundle.trust.crt lists distrusted CAs so).
+// ones that do not decode or are not shaped as a certificate, and
+// re-encodes the rest. A TRUSTED CERTIFICATE whose trust settings rule out
+// server authentication is no root: it is dropped silently (RHEL's
+// ca-bundle.trust.crt lists distrusted CAs so).
 func carefulSystemRoots(s *systemRoots, data []byte) {
 	blocks, _ := scanPEM(data, isCertType)
 	buf := make([]byte, 0, len(data))
@@ -82,6 +96,10 @@ func carefulSystemRoots(s *systemRoots, data []byte) {
 		}
 		if err != nil {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("system bundle %s: %s does not decode, dropped", s.Path, b.Pos()))
+			continue
+		}
+		if !certShape(derBytes(der), len(der)) {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("system bundle %s: %s is not a certificate, dropped", s.Path, b.Pos()))
 			continue
 		}
 		sum := sha256.Sum256(der)
@@ -131,10 +149,11 @@ var b64Value = func() (t [256]byte) {
 // canonicalBase64 reports whether body, in pem.Encode's 64-column lines
 // (pemLines checked that), is standard base64 that a strict decoder
 // accepts: only base64 characters, whole quanta, padding only at the end
-// and with zero unused bits. It checks what decoding would, without
-// decoding: one table look-up per character, OR-ed together, since no
-// valid character's value has either of the top two bits set.
-func canonicalBase64(body []byte) bool {
+// and with zero unused bits; if so it also returns the decoded length. It
+// checks what decoding would, without decoding: one table look-up per
+// character, OR-ed together, since no valid character's value has either
+// of the top two bits set.
+func canonicalBase64(body []byte) (size int, ok bool) {
 	b := body[:len(body)-1] // the final LF
 	pad := 0
 	for pad < 2 && len(b) > 0 && b[len(b)-1] == '=' {
@@ -142,7 +161,7 @@ func canonicalBase64(body []byte) bool {
 	}
 	b = bytes.TrimSuffix(b, []byte{'\n'}) // padding alone on the last line
 	if len(b) == 0 {
-		return false
+		return 0, false
 	}
 	last := b[len(b)-1]
 	var acc byte
@@ -159,16 +178,16 @@ func canonicalBase64(body []byte) bool {
 		}
 		n += len(line)
 	}
-	if acc&0xc0 != 0 || (n+pad)%4 != 0 {
-		return false
+	size = (n+pad)/4*3 - pad
+	switch {
+	case acc&0xc0 != 0 || (n+pad)%4 != 0:
+		return 0, false
+	case pad == 1:
+		return size, b64Value[last]&0x03 == 0
+	case pad == 2:
+		return size, b64Value[last]&0x0f == 0
 	}
-	switch pad {
-	case 1:
-		return b64Value[last]&0x03 == 0
-	case 2:
-		return b64Value[last]&0x0f == 0
-	}
-	return true
+	return size, true
 }
 
 // hasBlock reports whether c, given also as pem.Encode writes it, is among
@@ -182,10 +201,11 @@ func (s *systemRoots) hasBlock(block []byte, c Cert) bool {
 
 // fastSystemRoots handles the common case of a system bundle that is
 // already written the way pem.Encode writes: only CERTIFICATE blocks,
-// canonical base64 in LF-terminated 64-column lines. Such a block is
-// copied verbatim, which gives the same bytes as re-encoding it (the
-// decoder skips the LFs itself; the DER is still decoded, for the dedup
-// key). Anything else makes it return false, and the careful scanner runs
+// canonical base64 in LF-terminated 64-column lines, each shaped as a
+// certificate. Such a block is copied verbatim, which gives the same bytes
+// as re-encoding it, and is never decoded: its text is the dedup key, and
+// certShape reads the few DER bytes it needs straight from the base64.
+// Anything else makes it return false, and the careful scanner runs
 // instead.
 func fastSystemRoots(s *systemRoots, data []byte) bool {
 	var out []byte // nil while data[:end] is exactly the blocks kept
@@ -207,7 +227,10 @@ func fastSystemRoots(s *systemRoots, data []byte) bool {
 		}
 		body := rest[:j]
 		off = start + len(certBegin) + j + len(certEnd)
-		if !pemLines(body) || !canonicalBase64(body) {
+		if !pemLines(body) {
+			return false
+		}
+		if size, ok := canonicalBase64(body); !ok || !certShape(pemBase64(body), size) {
 			return false
 		}
 		// The body is exactly what pem.Encode writes for its DER, so the
@@ -250,4 +273,124 @@ func pemLines(body []byte) bool {
 	}
 	last := bytes.LastIndexByte(body[:len(body)-1], '\n') // -1 for a single line
 	return len(body)-1-(last+1) <= 64 && bytes.Count(body, []byte{'\n'}) == (len(body)+64)/65
+}
+
+// A derReader gives byte i of a DER encoding.
+type derReader interface{ at(i int) byte }
+
+// derBytes is a decoded DER encoding.
+type derBytes []byte
+
+func (d derBytes) at(i int) byte { return d[i] }
+
+// pemBase64 is the base64 text of a DER encoding in pem.Encode's 64-column
+// lines, already checked by pemLines and canonicalBase64: it gives a byte
+// without decoding the rest. Byte i comes from characters r and r+1 of its
+// 4-character quantum, r = i%3; character c is at c + c/64 (the LFs).
+type pemBase64 []byte
+
+func (b pemBase64) at(i int) byte {
+	c, r := i/3*4+i%3, i%3
+	return b64Value[b[c+c/64]]<<(2+2*r) | b64Value[b[c+1+(c+1)/64]]>>(4-2*r)
+}
+
+// derField is a field certShape expects: its tag, and whether it may be absent.
+type derField struct {
+	tag      byte
+	optional bool
+}
+
+// certLevels are the fields of a Certificate (RFC 5280 4.1) that certShape
+// checks, level by level: each level is the contents of the first field
+// of the level before.
+var certLevels = [][]derField{
+	{{0x30, false}}, // Certificate ::= SEQUENCE
+	{
+		{0x30, false}, // tbsCertificate
+		{0x30, false}, // signatureAlgorithm
+		{0x03, false}, // signatureValue BIT STRING
+	},
+	{
+		{0xa0, true},  // [0] EXPLICIT version
+		{0x02, false}, // serialNumber INTEGER
+		{0x30, false}, // signature
+		{0x30, false}, // issuer
+		{0x30, false}, // validity
+		{0x30, false}, // subject
+		{0x30, false}, // subjectPublicKeyInfo
+		{0x81, true},  // [1] IMPLICIT issuerUniqueID
+		{0x82, true},  // [2] IMPLICIT subjectUniqueID
+		{0xa3, true},  // [3] EXPLICIT extensions
+	},
+}
+
+// certShape reports whether the size bytes of d are shaped as a
+// certificate at its top three levels (certLevels): each level holds its
+// fields with their tags, in order (an optional one may be absent), and
+// nothing else, and nothing follows the Certificate. That is what
+// OpenSSL's decoder checks first, and it tells a certificate from another
+// structure (a key, a CRL, a request, a truncated or padded DER). The
+// fields' contents are not checked: parsing Debian's roots in full
+// (BenchmarkSystemRootsFullParse) costs over five times reading the bundle.
+func certShape[D derReader](d D, size int) bool {
+	start, end := 0, size
+	for _, fields := range certLevels {
+		var ok bool
+		if start, end, ok = derFields(d, start, end, fields); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// derFields reports whether the DER elements from off to end are fields,
+// in order, and nothing else; it returns the contents of the first.
+func derFields[D derReader](d D, off, end int, fields []derField) (start, stop int, ok bool) {
+	for i, f := range fields {
+		if off == end {
+			if !f.optional {
+				return 0, 0, false
+			}
+			continue
+		}
+		tag, s, next, ok := derElement(d, off, end)
+		switch {
+		case !ok:
+			return 0, 0, false
+		case tag != f.tag && f.optional:
+			continue
+		case tag != f.tag:
+			return 0, 0, false
+		case i == 0:
+			start, stop = s, next
+		}
+		off = next
+	}
+	return start, stop, off == end
+}
+
+// derElement reads the header of the DER element at off, which must end by
+// end: a one-byte tag and a definite length, in short form or in at most
+// three bytes (16 MiB, the system bundle's limit). It returns the tag, the
+// start of the contents and the end of the element.
+func derElement[D derReader](d D, off, end int) (tag byte, start, next int, ok bool) {
+	if end-off < 2 {
+		return 0, 0, 0, false
+	}
+	tag, n := d.at(off), int(d.at(off+1))
+	start = off + 2
+	if n >= 0x80 {
+		k := n & 0x7f
+		if k == 0 || k > 3 || end-start < k {
+			return 0, 0, 0, false
+		}
+		for n = 0; k > 0; k-- {
+			n = n<<8 | int(d.at(start))
+			start++
+		}
+	}
+	if n > end-start {
+		return 0, 0, 0, false
+	}
+	return tag, start, start + n, true
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // slowSystemRoots runs the careful scanner only, for comparison.
-func slowSystemRoots(t *testing.T, data []byte) *systemRoots {
+func slowSystemRoots(t testing.TB, data []byte) *systemRoots {
 	t.Helper()
 	s := &systemRoots{Path: "test", sums: map[[sha256.Size]byte]bool{}}
 	carefulSystemRoots(s, data)
@@ -82,7 +82,7 @@ func TestFastSystemRoots_SameAsCareful(t *testing.T) {
 // the padding has its unused bits set: a lenient decoder accepts it and
 // gets the same bytes as from the canonical text, so it must not be taken
 // as a key. 100 bytes of body give "==" padding.
-func nonCanonicalPadding(t *testing.T) []byte {
+func nonCanonicalPadding(t testing.TB) []byte {
 	t.Helper()
 	block := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: bytes.Repeat([]byte{0x30}, 100)})
 	i := bytes.Index(block, []byte("=="))
@@ -97,4 +97,72 @@ func nonCanonicalPadding(t *testing.T) []byte {
 // has reports whether c is among the system roots, for the tests.
 func (s *systemRoots) has(c Cert) bool {
 	return s.hasBlock(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.X509.Raw}), c)
+}
+
+// FuzzSystemRoots checks that the two readers of the system bundle agree.
+// For any input:
+//   - the careful reader's output is accepted by the fast reader, which
+//     returns it unchanged: a bundle the shim wrote is always clean;
+//   - when the fast reader accepts the input itself, the careful reader
+//     drops no block with a warning (the fast reader declines instead of
+//     dropping), and both give the same bytes and count;
+//   - in both cases the fast reader's keys (the base64 texts) are exactly
+//     the careful reader's (the DER's SHA-256), one per certificate.
+//
+// `go test` runs the seeds; fuzz with
+//
+//	go test -run '^$' -fuzz FuzzSystemRoots ./entrypoint/
+func FuzzSystemRoots(f *testing.F) {
+	a, b := genCA(f, "fuzz a"), genCA(f, "fuzz b")
+	certBlock := func(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+	key, _ := pem.Decode(ecKeyPEM(f, a.Key))
+	for _, seed := range [][]byte{
+		nil,
+		concat(a.PEM(), b.PEM()),
+		concat(a.PEM(), []byte("# comment\n"), b.PEM(), a.PEM()),
+		bytes.ReplaceAll(a.PEM(), []byte("\n"), []byte("\r\n")),
+		concat(trustedPEM(b), a.PEM()),
+		concat(a.PEM(), certBlock(key.Bytes), b.PEM()),
+		certBlock(append(a.DER(), 0)),
+		certBlock(a.DER()[:100]),
+		nonCanonicalPadding(f),
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		careful := slowSystemRoots(t, data)
+		again := &systemRoots{}
+		if !fastSystemRoots(again, careful.PEM) {
+			t.Fatalf("the fast reader declines the careful reader's output %q", careful.PEM)
+		}
+		sameRoots(t, again, careful)
+		fast := &systemRoots{}
+		if !fastSystemRoots(fast, data) {
+			return
+		}
+		if len(careful.Warnings) > 0 {
+			t.Fatalf("the fast reader accepts %q, from which the careful reader drops blocks: %q", data, careful.Warnings)
+		}
+		sameRoots(t, fast, careful)
+	})
+}
+
+// sameRoots checks that fast, read by the fast reader, holds the same
+// certificates as careful, in the same bytes and with matching keys.
+func sameRoots(t *testing.T, fast, careful *systemRoots) {
+	t.Helper()
+	if !bytes.Equal(fast.PEM, careful.PEM) || fast.Count != careful.Count {
+		t.Fatalf("fast reader: %d certificates\n%s\ncareful reader: %d\n%s", fast.Count, fast.PEM, careful.Count, careful.PEM)
+	}
+	if len(fast.text) != fast.Count || len(careful.sums) != careful.Count {
+		t.Fatalf("%d and %d keys for %d certificates", len(fast.text), len(careful.sums), fast.Count)
+	}
+	for rest := fast.PEM; len(rest) > 0; {
+		block := rest[:bytes.Index(rest, certEnd)+len(certEnd)]
+		rest = rest[len(block):]
+		der, _ := pem.Decode(block)
+		if !fast.text[string(block[len(certBegin):len(block)-len(certEnd)])] || !careful.sums[sha256.Sum256(der.Bytes)] {
+			t.Fatalf("keys differ for\n%s", block)
+		}
+	}
 }

@@ -2,16 +2,21 @@ package entrypoint
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // swapCertFiles replaces the package's well-known bundle list for one test.
@@ -111,6 +116,12 @@ func TestReadSystemRoots(t *testing.T) {
 	badB64 := []byte("-----BEGIN CERTIFICATE-----\nMIIC###\n-----END CERTIFICATE-----\n")
 	badTrusted := []byte("-----BEGIN TRUSTED CERTIFICATE-----\n" + b64([]byte("zzzz")) + "\n-----END TRUSTED CERTIFICATE-----\n")
 	crl := []byte("-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n")
+	certBlock := func(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+	keyDER, _ := pem.Decode(ecKeyPEM(t, s1.Key))
+	notCerts := concat(certBlock(keyDER.Bytes), certBlock(s3.DER()[:len(s3.DER())-10]), certBlock(append(s4.DER(), 0, 0)))
+	noCert := func(path string) string {
+		return fmt.Sprintf("system bundle %s holds no certificate: the bundle will have no system roots, and clients will reject every public host", path)
+	}
 	// lineOf is the line of the n-th (1-based) BEGIN in data.
 	lineOf := func(data []byte, n int) int {
 		off := 0
@@ -128,7 +139,30 @@ func TestReadSystemRoots(t *testing.T) {
 		warnings func(path string, data []byte) []string
 	}{
 		{"clean bundle", concat(s1.PEM(), s2.PEM()), []*testCert{s1, s2}, nil},
-		{"empty file", nil, nil, nil},
+		{"empty file", nil, nil, func(path string, _ []byte) []string { return []string{noCert(path)} }},
+		{"no certificate block", concat([]byte("# no roots\n"), crl, ecKeyPEM(t, s1.Key)), nil,
+			func(path string, _ []byte) []string { return []string{noCert(path)} }},
+		{"valid base64 that is not a certificate dropped with a warning: a key, a truncated and a padded certificate",
+			concat(s1.PEM(), notCerts, s2.PEM()), []*testCert{s1, s2}, func(path string, data []byte) []string {
+				return []string{
+					fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 2)),
+					fmt.Sprintf("system bundle %s: block 3 (CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 3)),
+					fmt.Sprintf("system bundle %s: block 4 (CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 4)),
+				}
+			}},
+		{"TRUSTED CERTIFICATE around something else dropped with a warning",
+			concat(s1.PEM(), []byte("-----BEGIN TRUSTED CERTIFICATE-----\n"+b64(concat(keyDER.Bytes, trustTrailer))+"\n-----END TRUSTED CERTIFICATE-----\n")),
+			[]*testCert{s1}, func(path string, data []byte) []string {
+				return []string{fmt.Sprintf("system bundle %s: block 2 (TRUSTED CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 2))}
+			}},
+		{"nothing but blocks that are not certificates", notCerts, nil, func(path string, data []byte) []string {
+			return []string{
+				fmt.Sprintf("system bundle %s: block 1 (CERTIFICATE, line 1) is not a certificate, dropped", path),
+				fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 2)),
+				fmt.Sprintf("system bundle %s: block 3 (CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 3)),
+				noCert(path),
+			}
+		}},
 		{"messy framing: BOM, comments, CRLF, concatenated, no final newline",
 			concat([]byte("\xef\xbb\xbf# RHEL-style header\r\n\r\n"), crlf(s1.PEM()), []byte("# sys 2\n"),
 				trim(s2.PEM()), trim(trustedPEM(s3)), crlf(trim(s4.PEM()))),
@@ -196,9 +230,15 @@ func TestReadSystemRoots_NoPath(t *testing.T) {
 
 func TestReadSystemRoots_Unreadable(t *testing.T) {
 	dir := t.TempDir()
+	huge := filepath.Join(dir, "huge.crt")
+	writeFile(t, huge, genCA(t, "huge").PEM())
+	if err := os.Truncate(huge, maxSystemBundleSize+1); err != nil { // sparse: cheap
+		t.Fatal(err)
+	}
 	for _, tt := range []struct{ name, path, want string }{
 		{"missing", filepath.Join(dir, "nope.crt"), "reading system bundle " + filepath.Join(dir, "nope.crt") + ": no such file or directory"},
 		{"folder", dir, "reading system bundle " + dir + ": is a directory"},
+		{"larger than the limit", huge, fmt.Sprintf("system bundle %s: %d bytes, larger than the 16 MiB a CA bundle may have", huge, maxSystemBundleSize+1)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := readSystemRoots(tt.path)
@@ -286,4 +326,135 @@ func checkFraming(t *testing.T, data []byte, n int) {
 	if got != n {
 		t.Errorf("%d blocks, want %d", got, n)
 	}
+}
+
+// TestRun_SystemBundle checks what Run makes of a system bundle that gives
+// no roots: a warning naming it, or, for one over the size limit, a
+// configuration error (exit 78).
+func TestRun_SystemBundle(t *testing.T) {
+	huge := filepath.Join(t.TempDir(), "huge.crt")
+	writeFile(t, huge, nil)
+	if err := os.Truncate(huge, maxSystemBundleSize+1); err != nil { // sparse: cheap
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		c    runCase
+	}{
+		{"bundle without a certificate", runCase{env: map[string]string{"SSL_CERT_FILE": "$DIR/empty.crt", "KAI_CERT_DIRS": "$DIR/certs"},
+			files:    map[string]string{"empty.crt": "# no roots here\n", "certs/ca.pem": "<ca>"},
+			wantWarn: []string{"system bundle $DIR/empty.crt holds no certificate: the bundle will have no system roots"}}},
+		{"bundle over the size limit", runCase{env: map[string]string{"SSL_CERT_FILE": huge, "KAI_CERT_DIRS": "$DIR/certs"},
+			files:   map[string]string{"certs/ca.pem": "<ca>"},
+			wantErr: []string{fmt.Sprintf("system bundle %s: %d bytes, larger than the 16 MiB a CA bundle may have", huge, maxSystemBundleSize+1)}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := tt.c.run(t)
+			dir := strings.TrimSuffix(p.Config.CABundle, "/out/ca-bundle.pem")
+			if len(tt.c.wantErr) > 0 {
+				var ce *ConfigError
+				if !errors.As(err, &ce) || ExitCode(err) != ExitConfig || strings.Join(ce.Problems(), "\n") != strings.Join(tt.c.wantErr, "\n") {
+					t.Fatalf("err = %v (exit %d), want the configuration error %q (exit %d)", err, ExitCode(err), tt.c.wantErr, ExitConfig)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.c.wantWarn {
+				if w = strings.ReplaceAll(w, "$DIR", dir); !strings.Contains(strings.Join(p.Warnings, "\n"), w) {
+					t.Errorf("warnings %q, want one containing %q", p.Warnings, w)
+				}
+			}
+		})
+	}
+}
+
+// TestCertShape checks the certificate shape test on DER and, the same
+// bytes, on their base64 text as the fast path reads it.
+func TestCertShape(t *testing.T) {
+	ca := genCA(t, "shape")
+	rsaCA := genCert(t, certSpec{CN: "shape RSA", CA: true, Key: rsaKey(t)})
+	keyBlock, _ := pem.Decode(ecKeyPEM(t, ca.Key))
+	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now(), NextUpdate: time.Now().Add(time.Hour)}, ca.Cert, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: ca.Cert.Subject}, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		der  []byte
+		want bool
+	}{
+		{name: "certificate", der: ca.DER(), want: true},
+		{name: "RSA certificate", der: rsaCA.DER(), want: true},
+		{name: "version 1: no [0] version field", der: reshapeTBS(t, ca.DER(), func(f []asn1.RawValue) []asn1.RawValue { return f[1:] }), want: true},
+		{name: "version 1 without extensions", der: reshapeTBS(t, ca.DER(), func(f []asn1.RawValue) []asn1.RawValue { return f[1:7] }), want: true},
+		{name: "a field after the extensions", der: reshapeTBS(t, ca.DER(), func(f []asn1.RawValue) []asn1.RawValue { return append(f, f[1]) }), want: false},
+		{name: "serial and signature swapped", der: reshapeTBS(t, ca.DER(), func(f []asn1.RawValue) []asn1.RawValue {
+			f[1], f[2] = f[2], f[1]
+			return f
+		}), want: false},
+		{name: "subject public key missing", der: reshapeTBS(t, ca.DER(), func(f []asn1.RawValue) []asn1.RawValue { return append(f[:6:6], f[7:]...) }), want: false},
+		{name: "a byte after the certificate", der: append(ca.DER(), 0), want: false},
+		{name: "truncated", der: ca.DER()[:len(ca.DER())-1], want: false},
+		{name: "indefinite length", der: append([]byte{0x30, 0x80}, append(ca.DER()[4:], 0, 0)...), want: false},
+		{name: "EC private key", der: keyBlock.Bytes, want: false},
+		{name: "RSA private key", der: x509.MarshalPKCS1PrivateKey(rsaKey(t)), want: false},
+		{name: "CRL", der: crl, want: false},
+		{name: "certificate request", der: csr, want: false},
+		{name: "one byte", der: []byte{0x30}, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := certShape(derBytes(tt.der), len(tt.der)); got != tt.want {
+				t.Errorf("certShape(DER) = %v, want %v", got, tt.want)
+			}
+			block := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tt.der})
+			body := block[len(certBegin) : len(block)-len(certEnd)]
+			size, ok := canonicalBase64(body)
+			if !ok || size != len(tt.der) {
+				t.Fatalf("canonicalBase64 = %d, %v; want %d, true", size, ok, len(tt.der))
+			}
+			if got := certShape(pemBase64(body), size); got != tt.want {
+				t.Errorf("certShape(base64) = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// reshapeTBS returns der, a certificate, with the fields of its
+// tbsCertificate changed by edit (lengths recomputed, signature kept).
+func reshapeTBS(t *testing.T, der []byte, edit func([]asn1.RawValue) []asn1.RawValue) []byte {
+	t.Helper()
+	var cert struct {
+		TBS asn1.RawValue
+		Alg asn1.RawValue
+		Sig asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &cert); err != nil {
+		t.Fatal(err)
+	}
+	var fields []asn1.RawValue
+	for rest := cert.TBS.Bytes; len(rest) > 0; {
+		var f asn1.RawValue
+		var err error
+		if rest, err = asn1.Unmarshal(rest, &f); err != nil {
+			t.Fatal(err)
+		}
+		fields = append(fields, f)
+	}
+	var tbs []byte
+	for _, f := range edit(fields) {
+		tbs = append(tbs, f.FullBytes...)
+	}
+	cert.TBS = asn1.RawValue{Tag: asn1.TagSequence, IsCompound: true, Bytes: tbs}
+	out, err := asn1.Marshal(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
