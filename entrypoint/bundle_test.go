@@ -198,6 +198,26 @@ func TestWriteAtomic(t *testing.T) {
 		noTemp(t, filepath.Join(dir, "a", "b"), "ca-bundle.pem")
 	})
 
+	t.Run("stale temporary files of this bundle removed, others kept", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ca.pem")
+		stale, fresh, otherStale := ".ca.pem.111.tmp", ".ca.pem.222.tmp", ".other.pem.333.tmp"
+		for _, n := range []string{stale, fresh, otherStale} {
+			writeFile(t, filepath.Join(dir, n), other)
+		}
+		old := time.Unix(longAgo, 0)
+		for _, n := range []string{stale, otherStale} {
+			if err := os.Chtimes(filepath.Join(dir, n), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if written, err := writeAtomic(path, data); err != nil || !written {
+			t.Fatalf("got %v, %v; want true, nil", written, err)
+		}
+		checkFile(t, path, data, 0o644)
+		noTemp(t, dir, "ca.pem", fresh, otherStale)
+	})
+
 	t.Run("identical file left alone", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "ca.pem")
@@ -237,6 +257,9 @@ func TestWriteAtomic(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "ca.pem")
 		writeFile(t, path, other)
+		if err := os.Chmod(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		// A reader holding the old file (here, a hard link) keeps the old bytes whole.
 		if err := os.Link(path, filepath.Join(dir, "held-open")); err != nil {
 			t.Fatal(err)
@@ -475,6 +498,9 @@ func TestWriteAtomic_NonRootUID(t *testing.T) {
 	}
 	baked := filepath.Join(ro, "baked.pem")
 	writeFile(t, baked, data)
+	if err := os.Chmod(baked, 0o644); err != nil { // as writeAtomic leaves it, whatever the umask
+		t.Fatal(err)
+	}
 
 	type attempt struct {
 		path    string
