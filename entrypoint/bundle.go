@@ -10,8 +10,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hashicorp/go-multierror"
 )
 
 // Bundle is the combined CA bundle: the system roots, then the extra CAs.
@@ -24,8 +27,9 @@ type Bundle struct {
 	Duplicates int    // extra CAs found more than once
 	Written    bool   // false when the target already held these bytes
 
-	// The bytes in two parts, so that the system roots (most of them) are
-	// never copied: compared with the old bundle and written as they are.
+	// The bytes in parts (bundleHeader, the system roots, the extras), so
+	// that the system roots (most of them) are never copied: compared with
+	// the old bundle and written as they are.
 	parts [][]byte
 }
 
@@ -68,8 +72,109 @@ func buildBundle(path string, sys *systemRoots, extras []Cert) *Bundle {
 		}
 		b.Extras = append(b.Extras, c)
 	}
-	b.parts = [][]byte{sys.PEM, buf.Bytes()}
+	b.parts = [][]byte{[]byte(bundleHeader), sys.PEM, buf.Bytes()}
 	return b
+}
+
+// bundleHeader is the first line of every bundle the shim writes: a file
+// that starts with it is the shim's own output. PEM readers skip text
+// outside the blocks (RHEL's tls-ca-bundle.pem has a comment before each).
+const bundleHeader = "# kai-entrypoint: combined CA bundle (system roots + extra CAs), rewritten at every start\n"
+
+// writtenByShim reports whether the file at path starts with bundleHeader.
+func writtenByShim(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, len(bundleHeader))
+	_, err = io.ReadFull(f, head)
+	return err == nil && string(head) == bundleHeader
+}
+
+// access(2) modes.
+const (
+	accessW = 0x2 // W_OK
+	accessX = 0x1 // X_OK
+)
+
+// checkBundlePath reports, before anything is written, every problem
+// writing the bundle to path would meet, so that --check and a run agree:
+// a path that names a folder, a system bundle (see below), a folder path
+// that is another user's symlink or folder, and a nearest existing folder
+// that is a file or not writable. A relative path is Validate's to report.
+//
+// path must not be a file of certFiles, by path or by identity: writing
+// over it would replace the OS bundle and make the extra CAs "system"
+// roots at the next start. Nor may it be the existing file of the
+// inherited SSL_CERT_FILE unless the shim wrote that file: a nested or
+// repeated run, or SSL_CERT_FILE set to the bundle path for `kubectl exec`.
+func checkBundlePath(path, sslCertFile string) error {
+	if !filepath.IsAbs(path) {
+		return nil
+	}
+	fi, statErr := os.Stat(path)
+	if base := filepath.Base(path); strings.HasSuffix(path, "/") || base == "." || base == ".." || (statErr == nil && fi.IsDir()) {
+		return fmt.Errorf("KAI_CA_BUNDLE=%q: names a folder, not a file: set it to a file path such as %s", path, DefaultCABundle)
+	}
+	// names is sameFile(path, f) with path's stat done once: a start
+	// before the bundle exists costs no stat of the files compared.
+	names := func(f string) bool {
+		if filepath.Clean(f) == filepath.Clean(path) {
+			return true
+		}
+		if statErr != nil {
+			return false
+		}
+		ffi, err := os.Stat(f)
+		return err == nil && os.SameFile(fi, ffi)
+	}
+	var errs *multierror.Error
+	system := false
+	for _, f := range certFiles {
+		if names(f) {
+			system = true
+			errs = multierror.Append(errs, fmt.Errorf("KAI_CA_BUNDLE=%q: is the system CA bundle %s, which the shim must not overwrite (its extra CAs would count as system roots at the next start); set it to a file of its own such as %s", path, f, DefaultCABundle))
+		}
+	}
+	if !system && sslCertFile != "" && names(sslCertFile) && isRegular(sslCertFile) && !writtenByShim(sslCertFile) {
+		errs = multierror.Append(errs, fmt.Errorf("KAI_CA_BUNDLE=%q: is the inherited SSL_CERT_FILE=%q, a CA bundle kai-entrypoint did not write, which it must not overwrite (it is where the system roots come from); set KAI_CA_BUNDLE to a file of its own such as %s", path, sslCertFile, DefaultCABundle))
+	}
+	if err := checkFolder(filepath.Dir(path)); err != nil {
+		errs = multierror.Append(errs, writeError(path, err))
+	}
+	return asConfigError(errs)
+}
+
+// checkFolder checks the bundle folder dir: a symlink there must be this
+// user's or root's (see checkLink), an existing folder too (see
+// checkOwner), and the nearest existing folder must be writable, to write
+// the bundle in or create the missing folders.
+func checkFolder(dir string) error {
+	if err := checkLink(dir); err != nil {
+		return err
+	}
+	d := dir
+	fi, err := os.Stat(d)
+	for errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		d = filepath.Dir(d)
+		fi, err = os.Stat(d)
+	}
+	switch {
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s: not a directory", d)
+	case d == dir:
+		if err := checkOwner("folder "+dir, fi); err != nil {
+			return err
+		}
+	}
+	if err := syscall.Access(d, accessW|accessX); err != nil {
+		return fmt.Errorf("folder %s: %v", d, err)
+	}
+	return nil
 }
 
 // writeAtomic writes data to path so that path always holds either the old
@@ -85,7 +190,7 @@ func writeAtomic(path string, data ...[]byte) (written bool, err error) {
 	dir := filepath.Dir(path)
 	dirInfo, dirErr := os.Stat(dir)
 	if dirErr == nil {
-		if err := checkOwner(dir, dirInfo); err != nil {
+		if err := checkOwner("folder "+dir, dirInfo); err != nil {
 			return false, writeError(path, err)
 		}
 	}
@@ -185,14 +290,37 @@ func sameContent(path string, parts [][]byte) bool {
 	}
 }
 
-// checkOwner refuses a bundle folder that belongs to another user: on a
-// shared /tmp, whoever owns /tmp/kai-entrypoint could swap the bundle, and
-// so choose which CAs every client trusts. Root's folders are fine (an
-// image may prepare one, group-writable for OpenShift's GID 0).
-func checkOwner(dir string, fi fs.FileInfo) error {
+// checkOwner refuses a bundle folder (what names it) that belongs to
+// another user: on a shared /tmp, whoever owns /tmp/kai-entrypoint could
+// swap the bundle, and so choose which CAs every client trusts. Root's
+// folders are fine (an image may prepare one, group-writable for
+// OpenShift's GID 0; an emptyDir is root's and world-writable).
+func checkOwner(what string, fi fs.FileInfo) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || st.Uid == 0 || int(st.Uid) == os.Geteuid() {
 		return nil
 	}
-	return fmt.Errorf("folder %s belongs to uid %d, neither this user (uid %d) nor root, who could replace the bundle", dir, st.Uid, os.Geteuid())
+	return fmt.Errorf("%s belongs to uid %d, neither this user (uid %d) nor root, who could replace the bundle", what, st.Uid, os.Geteuid())
+}
+
+// checkLink refuses a symlink at the folder path dir that belongs to
+// another user (see checkOwner): it could point at a folder of root's,
+// such as /etc/ssl/certs.
+func checkLink(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return nil
+	}
+	return checkOwner("symlink "+dir, fi)
+}
+
+// hasExtras reports whether a read cert source gave a certificate: the
+// bundle is then written.
+func (p *Plan) hasExtras() bool {
+	for _, r := range p.Sources {
+		if len(r.Certs) > 0 {
+			return true
+		}
+	}
+	return false
 }
