@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -182,39 +184,39 @@ func checkFolder(dir string) error {
 // folder and renamed over path. The rename replaces a symlink planted at
 // path instead of following it. When path already holds exactly data it is
 // left alone. No fsync: the bundle is rebuilt at every start.
+//
+// Missing folders are created 0755 whatever the umask, as other users read
+// the bundle. The folder is opened once and checked through the open
+// descriptor (see openFolder); every later step goes through it, so a
+// folder swapped after the check is not written into.
 func writeAtomic(path string, data ...[]byte) (written bool, err error) {
+	dir, name := filepath.Dir(path), filepath.Base(path)
+	if err := makeFolders(dir); err != nil {
+		return false, writeError(path, err)
+	}
+	root, err := openFolder(dir)
+	if err != nil {
+		return false, writeError(path, err)
+	}
+	defer root.Close()
 	size := 0
 	for _, p := range data {
 		size += len(p)
 	}
-	dir := filepath.Dir(path)
-	dirInfo, dirErr := os.Stat(dir)
-	if dirErr == nil {
-		if err := checkOwner("folder "+dir, dirInfo); err != nil {
-			return false, writeError(path, err)
-		}
-	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(size) && fi.Mode().Perm() == 0o644 {
-		if sameContent(path, data) {
+	if fi, err := root.Lstat(name); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(size) && fi.Mode().Perm() == 0o644 {
+		if sameContent(root, name, data) {
 			return false, nil
 		}
 	}
-	if errors.Is(dirErr, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return false, writeError(path, err)
-		}
-		os.Chmod(dir, 0o755) // whatever the umask: other users read the bundle
-	}
-	pattern := "." + filepath.Base(path) + ".*.tmp"
-	removeStaleTemps(filepath.Join(dir, pattern))
-	tmp, err := os.CreateTemp(dir, pattern)
+	removeStaleTemps(root, name)
+	tmp, err := createTemp(root, name)
 	if err != nil {
 		return false, writeError(path, err)
 	}
 	defer func() {
 		if err != nil {
 			tmp.Close()
-			os.Remove(tmp.Name())
+			root.Remove(filepath.Base(tmp.Name()))
 		}
 	}()
 	bufs := net.Buffers(append([][]byte(nil), data...))
@@ -227,7 +229,7 @@ func writeAtomic(path string, data ...[]byte) (written bool, err error) {
 	if err = tmp.Close(); err != nil {
 		return false, writeError(path, err)
 	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
+	if err = root.Rename(filepath.Base(tmp.Name()), name); err != nil {
 		return false, writeError(path, err)
 	}
 	return true, nil
@@ -237,24 +239,98 @@ func writeError(path string, err error) error {
 	return fmt.Errorf("KAI_CA_BUNDLE=%q: cannot write the CA bundle: %v; set KAI_CA_BUNDLE to a file in a writable folder (for example an emptyDir or tmpfs on /tmp)", path, err)
 }
 
+// makeFolders creates dir and its missing parents, each 0755 whatever the
+// umask. A folder that another run creates meanwhile is left to openFolder.
+func makeFolders(dir string) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		_, err := os.Lstat(d)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		err := os.Mkdir(missing[i], 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err == nil {
+			err = os.Chmod(missing[i], 0o755)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openFolder opens the bundle folder dir after checkLink, and checks its
+// owner (see checkOwner) through the open descriptor.
+func openFolder(dir string) (*os.Root, error) {
+	if err := checkLink(dir); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := root.Stat(".")
+	if err == nil {
+		err = checkOwner("folder "+dir, fi)
+	}
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	return root, nil
+}
+
+// createTemp creates a new file named .NAME.*.tmp in root, as
+// os.CreateTemp does in a folder.
+func createTemp(root *os.Root, name string) (*os.File, error) {
+	for try := 0; ; try++ {
+		tmp := "." + name + "." + strconv.FormatUint(uint64(rand.Uint32()), 10) + ".tmp"
+		f, err := root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) && try < 10000 {
+			continue
+		}
+		return f, err
+	}
+}
+
 // staleAfter is how old a temporary bundle file must be before a later run
 // removes it: one left by a run killed between create and rename. A
 // concurrent run's file is younger than this.
 const staleAfter = 5 * time.Second
 
-func removeStaleTemps(glob string) {
-	matches, _ := filepath.Glob(glob)
-	for _, m := range matches {
-		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleAfter {
-			os.Remove(m)
+// removeStaleTemps removes the stale temporary files of the bundle name
+// from root.
+func removeStaleTemps(root *os.Root, name string) {
+	d, err := root.Open(".")
+	if err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	pattern := "." + name + ".*.tmp"
+	for _, n := range names {
+		if ok, _ := filepath.Match(pattern, n); !ok {
+			continue
+		}
+		if fi, err := root.Lstat(n); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleAfter {
+			root.Remove(n)
 		}
 	}
 }
 
-// sameContent reports whether the file at path holds exactly the
+// sameContent reports whether the file name in root holds exactly the
 // concatenation of parts, reading it in small pieces.
-func sameContent(path string, parts [][]byte) bool {
-	f, err := os.Open(path)
+func sameContent(root *os.Root, name string, parts [][]byte) bool {
+	f, err := root.Open(name)
 	if err != nil {
 		return false
 	}
