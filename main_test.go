@@ -258,6 +258,13 @@ func TestExitCodes(t *testing.T) {
 		{"check invalid", []string{"KAI_WAIT=later"}, []string{"--check"}, 78, "", `KAI_WAIT="later": not a duration`},
 		{"check with missing command", nil, []string{"--check", "no-such-command-kai"}, 78, "", "command no-such-command-kai: not found"},
 		{"check does not wait", []string{"KAI_WAIT=1h", "KAI_PROXY_HTTPS=127.0.0.1:1"}, []string{"--check"}, 0, "would wait for:  proxy 127.0.0.1:1 (KAI_WAIT=1h0m0s)", ""},
+		{"check bundle path /", []string{"KAI_CA_BUNDLE=/"}, []string{"--check"}, 78, "", `KAI_CA_BUNDLE="/": names a folder, not a file: set it to a file path such as /tmp/kai-entrypoint/ca-bundle.pem`},
+		{"run bundle path /", []string{"KAI_CA_BUNDLE=/"}, []string{"true"}, 78, "", `KAI_CA_BUNDLE="/": names a folder, not a file: set it to a file path such as /tmp/kai-entrypoint/ca-bundle.pem`},
+		{"check bundle path under a file", []string{"KAI_CA_BUNDLE=" + dir + "/noexec.sh/ca.pem"}, []string{"--check"}, 78, "", "cannot write the CA bundle: " + dir + "/noexec.sh: not a directory"},
+		{"run bundle path under a file", []string{"KAI_CA_BUNDLE=" + dir + "/noexec.sh/ca.pem"}, []string{"true"}, 78, "", "cannot write the CA bundle: " + dir + "/noexec.sh: not a directory"},
+		// --check only: on a shim that did not refuse it, a run would overwrite the system bundle.
+		{"check bundle path is the system bundle", []string{"KAI_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt"}, []string{"--check"}, 78, "",
+			`KAI_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt": is the system CA bundle /etc/ssl/certs/ca-certificates.crt, which the shim must not overwrite`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,10 +11,15 @@ import (
 // do not line up with its 32 KiB reads.
 func TestSameContent(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789abcdef"), 5000) // 80,000 bytes: three reads
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
 	changed := append([]byte(nil), data...)
 	changed[70000] = 'X'
 	tests := []struct {
@@ -37,7 +42,7 @@ func TestSameContent(t *testing.T) {
 			for i, p := range tt.parts {
 				before[i] = len(p)
 			}
-			if got := sameContent(path, tt.parts); got != tt.want {
+			if got := sameContent(root, "f", tt.parts); got != tt.want {
 				t.Errorf("sameContent = %v, want %v", got, tt.want)
 			}
 			for i, p := range tt.parts {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,7 +65,7 @@ func TestBuildBundle(t *testing.T) {
 			}
 			const out = "/tmp/kai-entrypoint/ca-bundle.pem"
 			b := buildBundle(out, sys, tt.extras)
-			var want []byte
+			want := []byte(bundleHeader)
 			for _, c := range tt.want {
 				want = append(want, c.PEM()...)
 			}
@@ -83,7 +82,7 @@ func TestBuildBundle(t *testing.T) {
 			if got := sources(b.InSystem); fmt.Sprint(got) != fmt.Sprint(tt.inSystem) {
 				t.Errorf("InSystem from %v, want %v", got, tt.inSystem)
 			}
-			checkFraming(t, b.Bytes(), b.Total())
+			checkFraming(t, withoutHeader(t, b.Bytes()), b.Total())
 			if again := buildBundle(out, sys, tt.extras); !bytes.Equal(again.Bytes(), b.Bytes()) {
 				t.Error("the same inputs gave different bytes")
 			}
@@ -130,10 +129,10 @@ func TestBuildBundle_MessyInputs(t *testing.T) {
 			t.Errorf("extra %d is %q, want %q", i, c.X509.Subject.CommonName, wantExtras[i].Cert.Subject.CommonName)
 		}
 	}
-	if !bytes.HasPrefix(b.Bytes(), sys.PEM) {
+	if !bytes.HasPrefix(withoutHeader(t, b.Bytes()), sys.PEM) {
 		t.Error("the bundle does not start with the system roots")
 	}
-	checkFraming(t, b.Bytes(), b.Total())
+	checkFraming(t, withoutHeader(t, b.Bytes()), b.Total())
 	if bytes.Contains(b.Bytes(), []byte("TRUSTED CERTIFICATE-----")) || bytes.Contains(b.Bytes(), []byte(" KEY-----")) {
 		t.Error("the bundle holds a TRUSTED CERTIFICATE or a key block")
 	}
@@ -162,6 +161,17 @@ func TestBuildBundle_MessyInputs(t *testing.T) {
 	})
 }
 
+// withoutHeader returns a bundle's bytes after bundleHeader, which they
+// must start with.
+func withoutHeader(t *testing.T, data []byte) []byte {
+	t.Helper()
+	rest, ok := bytes.CutPrefix(data, []byte(bundleHeader))
+	if !ok {
+		t.Errorf("the bundle does not start with %q", bundleHeader)
+	}
+	return rest
+}
+
 // opensslCount is the number of certificates OpenSSL reads from a PEM
 // file, by two routes; a corrupt block makes both fail.
 func opensslCount(t *testing.T, path string) int {
@@ -179,10 +189,10 @@ func opensslCount(t *testing.T, path string) int {
 func TestWriteAtomic(t *testing.T) {
 	data := concat(genCA(t, "w1").PEM(), genCA(t, "w2").PEM())
 	other := genCA(t, "w3").PEM()
-	umask := readUmask(t)
 	const longAgo = 1000000000 // 2001
 
-	t.Run("creates missing folders 0755 and the file 0644", func(t *testing.T) {
+	t.Run("creates missing folders 0755 and the file 0644 under umask 077", func(t *testing.T) {
+		defer syscall.Umask(syscall.Umask(0o077))
 		dir := t.TempDir()
 		path := filepath.Join(dir, "a", "b", "ca-bundle.pem")
 		written, err := writeAtomic(path, data)
@@ -191,11 +201,31 @@ func TestWriteAtomic(t *testing.T) {
 		}
 		checkFile(t, path, data, 0o644)
 		for _, d := range []string{filepath.Join(dir, "a"), filepath.Join(dir, "a", "b")} {
-			if fi, err := os.Stat(d); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755&^umask {
-				t.Errorf("%s: %v %v, want a folder %v", d, fi.Mode(), err, 0o755&^umask)
+			if fi, err := os.Stat(d); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755 {
+				t.Errorf("%s: %v %v, want a folder 0755", d, fi.Mode(), err)
 			}
 		}
 		noTemp(t, filepath.Join(dir, "a", "b"), "ca-bundle.pem")
+	})
+
+	t.Run("stale temporary files of this bundle removed, others kept", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ca.pem")
+		stale, fresh, otherStale := ".ca.pem.111.tmp", ".ca.pem.222.tmp", ".other.pem.333.tmp"
+		for _, n := range []string{stale, fresh, otherStale} {
+			writeFile(t, filepath.Join(dir, n), other)
+		}
+		old := time.Unix(longAgo, 0)
+		for _, n := range []string{stale, otherStale} {
+			if err := os.Chtimes(filepath.Join(dir, n), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if written, err := writeAtomic(path, data); err != nil || !written {
+			t.Fatalf("got %v, %v; want true, nil", written, err)
+		}
+		checkFile(t, path, data, 0o644)
+		noTemp(t, dir, "ca.pem", fresh, otherStale)
 	})
 
 	t.Run("identical file left alone", func(t *testing.T) {
@@ -237,6 +267,9 @@ func TestWriteAtomic(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "ca.pem")
 		writeFile(t, path, other)
+		if err := os.Chmod(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		// A reader holding the old file (here, a hard link) keeps the old bytes whole.
 		if err := os.Link(path, filepath.Join(dir, "held-open")); err != nil {
 			t.Fatal(err)
@@ -351,6 +384,86 @@ func TestWriteAtomic(t *testing.T) {
 			}
 			checkWriteError(t, err, path, tt.cause)
 			noTemp(t, filepath.Join(dir, tt.list), tt.keep...)
+		})
+	}
+}
+
+// TestCheckBundlePath: every problem a write to KAI_CA_BUNDLE would meet,
+// found before anything is written, and the bundle never a system bundle.
+func TestCheckBundlePath(t *testing.T) {
+	dir := t.TempDir()
+	system := filepath.Join(dir, "etc", "ssl", "ca.crt") // a well-known system bundle here
+	writeFile(t, system, genCA(t, "system").PEM())
+	symlink(t, filepath.Join(dir, "etc", "ssl"), filepath.Join(dir, "ssl-link"))
+	inherited := filepath.Join(dir, "inherited", "ca.pem") // an SSL_CERT_FILE the shim did not write
+	writeFile(t, inherited, genCA(t, "inherited").PEM())
+	symlink(t, inherited, filepath.Join(dir, "link-to-inherited.pem"))
+	own := filepath.Join(dir, "own", "ca-bundle.pem") // one it wrote
+	writeFile(t, own, concat([]byte(bundleHeader), genCA(t, "own").PEM()))
+	writeFile(t, filepath.Join(dir, "file"), []byte("x"))
+	swapCertFiles(t, []string{filepath.Join(dir, "etc", "missing.crt"), system})
+	const folder = "names a folder, not a file: set it to a file path such as /tmp/kai-entrypoint/ca-bundle.pem"
+	systemErr := func(f string) string {
+		return "is the system CA bundle " + f + ", which the shim must not overwrite"
+	}
+	const inheritedErr = "a CA bundle kai-entrypoint did not write, which it must not overwrite"
+
+	tests := []struct {
+		name        string
+		path        string // $DIR is the temporary folder
+		sslCertFile string
+		want        []string // each a problem of its own, after KAI_CA_BUNDLE="path": ; none: valid
+	}{
+		{name: "new file in new folders", path: "$DIR/new/kai/ca-bundle.pem"},
+		{name: "existing folder", path: "$DIR/own/other.pem"},
+		{name: "root", path: "/", want: []string{folder}},
+		{name: "trailing slash", path: "$DIR/new/", want: []string{folder}},
+		{name: "dot-dot", path: "$DIR/new/..", want: []string{folder}},
+		{name: "existing folder as the file", path: "$DIR/own", want: []string{folder}},
+		{name: "under a regular file", path: "$DIR/file/ca.pem",
+			want: []string{"cannot write the CA bundle: $DIR/file: not a directory"}},
+		{name: "two levels under a regular file", path: "$DIR/file/kai/ca.pem",
+			want: []string{"cannot write the CA bundle: $DIR/file: not a directory"}},
+		{name: "well-known system bundle", path: "$DIR/etc/ssl/ca.crt", want: []string{systemErr(system)}},
+		{name: "well-known system bundle by an unclean path", path: "$DIR/etc/./ssl//ca.crt", want: []string{systemErr(system)}},
+		{name: "well-known system bundle through a symlinked folder", path: "$DIR/ssl-link/ca.crt", want: []string{systemErr(system)}},
+		{name: "well-known path that does not exist", path: "$DIR/etc/missing.crt",
+			want: []string{systemErr(filepath.Join(dir, "etc", "missing.crt"))}},
+		{name: "well-known system bundle that is also SSL_CERT_FILE: one problem", path: "$DIR/etc/ssl/ca.crt",
+			sslCertFile: system, want: []string{systemErr(system)}},
+		{name: "file of SSL_CERT_FILE the shim did not write", path: "$DIR/inherited/ca.pem", sslCertFile: inherited,
+			want: []string{`is the inherited SSL_CERT_FILE="$DIR/inherited/ca.pem", ` + inheritedErr}},
+		{name: "file of SSL_CERT_FILE through a symlink", path: "$DIR/inherited/ca.pem", sslCertFile: "$DIR/link-to-inherited.pem",
+			want: []string{`is the inherited SSL_CERT_FILE="$DIR/link-to-inherited.pem", ` + inheritedErr}},
+		{name: "SSL_CERT_FILE is a bundle the shim wrote: a repeated run", path: "$DIR/own/ca-bundle.pem", sslCertFile: own},
+		{name: "SSL_CERT_FILE is the bundle path, not written yet", path: "$DIR/own/next.pem", sslCertFile: "$DIR/own/next.pem"},
+		{name: "SSL_CERT_FILE elsewhere", path: "$DIR/own/other.pem", sslCertFile: inherited},
+		{name: "relative path left to Validate", path: "rel/ca.pem"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := strings.ReplaceAll(tt.path, "$DIR", dir)
+			err := checkBundlePath(path, strings.ReplaceAll(tt.sslCertFile, "$DIR", dir))
+			var got []string
+			var ce *ConfigError
+			switch {
+			case errors.As(err, &ce):
+				got = ce.Problems()
+			case err != nil:
+				got = []string{err.Error()}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d problems, want %d: %q", len(got), len(tt.want), got)
+			}
+			for i, w := range tt.want {
+				w = fmt.Sprintf("KAI_CA_BUNDLE=%q: %s", path, strings.ReplaceAll(w, "$DIR", dir))
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("problem %q\nwant it to start with %q", got[i], w)
+				}
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "new")); err == nil {
+				t.Error("checkBundlePath created a folder")
+			}
 		})
 	}
 }
@@ -475,6 +588,9 @@ func TestWriteAtomic_NonRootUID(t *testing.T) {
 	}
 	baked := filepath.Join(ro, "baked.pem")
 	writeFile(t, baked, data)
+	if err := os.Chmod(baked, 0o644); err != nil { // as writeAtomic leaves it, whatever the umask
+		t.Fatal(err)
+	}
 
 	type attempt struct {
 		path    string
@@ -629,23 +745,6 @@ func statT(t *testing.T, path string) *syscall.Stat_t {
 		t.Fatal(err)
 	}
 	return fi.Sys().(*syscall.Stat_t)
-}
-
-// readUmask reads the process umask without changing it.
-func readUmask(t *testing.T) fs.FileMode {
-	t.Helper()
-	status, err := os.ReadFile("/proc/self/status")
-	if err == nil {
-		for _, l := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(l, "Umask:"); ok {
-				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
-					return fs.FileMode(m)
-				}
-			}
-		}
-	}
-	t.Log("umask unknown, assuming 022")
-	return 0o022
 }
 
 func sources(certs []Cert) []string {

@@ -509,7 +509,7 @@ func TestReadSource_MitmproxyConfdir(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := buildBundle(filepath.Join(dir, "out.pem"), sys, r.Certs)
-	if len(b.Extras) != 1 || b.Duplicates != 2 || b.Total() != 1 || !bytes.Equal(b.Bytes(), ca.PEM()) {
+	if len(b.Extras) != 1 || b.Duplicates != 2 || b.Total() != 1 || !bytes.Equal(b.Bytes(), concat([]byte(bundleHeader), ca.PEM())) {
 		t.Fatalf("bundle: %d extras, %d duplicates, %d total; want 1, 2, 1 and the CA's PEM", len(b.Extras), b.Duplicates, b.Total())
 	}
 	keyDER := key.N.Bytes()

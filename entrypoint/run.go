@@ -153,8 +153,14 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 
 	waiting := cfg.Wait > 0 && !o.Check
 	var results map[string]sourceResult
+	// KAI_CA_BUNDLE is checked before anything is written, alike in --check
+	// and in a run, when KAI_CERT_DIRS is set or an extra CA was found.
+	sslCertFile, _ := inherited.Get("SSL_CERT_FILE")
 	if !waiting {
 		results = p.readSources(cfg, o.Check, gather, log)
+	}
+	if cfg.CertExplicit || p.hasExtras() {
+		gather(checkBundlePath(cfg.CABundle, sslCertFile))
 	}
 	if err := asConfigError(errs); err != nil {
 		return p, err
@@ -172,6 +178,9 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 			return p, err
 		}
 		p.collectSources(cfg, results, false, gather, log)
+		if !cfg.CertExplicit && p.hasExtras() {
+			gather(checkBundlePath(cfg.CABundle, sslCertFile))
+		}
 		if err := asConfigError(errs); err != nil {
 			return p, err
 		}

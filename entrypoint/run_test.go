@@ -1,8 +1,10 @@
 package entrypoint
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -319,6 +321,128 @@ func TestRunAllProblemsAtOnce(t *testing.T) {
 	}
 	if ExitCode(err) != ExitConfig {
 		t.Errorf("ExitCode = %d, want %d", ExitCode(err), ExitConfig)
+	}
+}
+
+// TestRunBundlePath: --check reports every problem a run meets with
+// KAI_CA_BUNDLE, in the same words, and neither writes anything.
+func TestRunBundlePath(t *testing.T) {
+	dir := t.TempDir()
+	certs := filepath.Join(dir, "certs")
+	runTestCA(t, filepath.Join(certs, "corp.pem"), "Bundle Path CA")
+	system := filepath.Join(dir, "etc", "ca.crt") // a well-known system bundle here
+	runTestCA(t, system, "System CA")
+	swapCertFiles(t, []string{system})
+	inherited := filepath.Join(dir, "inherited.pem")
+	runTestCA(t, inherited, "Inherited CA")
+	writeFile(t, filepath.Join(dir, "file"), []byte("x"))
+	for _, d := range []string{"folder", "foreign", "readonly"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const uid = 1000770000
+	asRoot := os.Geteuid() == 0
+	if asRoot {
+		if err := os.Chown(filepath.Join(dir, "foreign"), 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, "readonly"), 0o555); err != nil {
+			t.Fatal(err)
+		}
+		// Let uid read the CA, whatever the umask.
+		if err := os.Chmod(filepath.Join(certs, "corp.pem"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for d := certs; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := map[string][]byte{}
+	for _, f := range []string{system, inherited} {
+		before[f], _ = os.ReadFile(f)
+	}
+	const folder = "names a folder, not a file: set it to a file path such as /tmp/kai-entrypoint/ca-bundle.pem"
+
+	tests := []struct {
+		name     string
+		bundle   string
+		certDirs string // KAI_CERT_DIRS
+		defaults bool   // certDirs is the default, not in the environment
+		environ  []string
+		uid      int // run as this UID on a thread of its own; 0: as this process
+		root     bool
+		want     string // after KAI_CA_BUNDLE="bundle": ; "" for no problem
+	}{
+		{name: "root folder", bundle: "/", certDirs: certs, want: folder},
+		{name: "trailing slash", bundle: dir + "/out/", certDirs: certs, want: folder},
+		{name: "a folder", bundle: dir + "/folder", certDirs: certs, want: folder},
+		{name: "under a regular file", bundle: dir + "/file/ca.pem", certDirs: certs,
+			want: "cannot write the CA bundle: " + dir + "/file: not a directory"},
+		{name: "a system bundle", bundle: system, certDirs: certs, want: "is the system CA bundle " + system},
+		{name: "the file of the inherited SSL_CERT_FILE", bundle: inherited, certDirs: certs, environ: []string{"SSL_CERT_FILE=" + inherited},
+			want: `is the inherited SSL_CERT_FILE="` + inherited + `", a CA bundle kai-entrypoint did not write`},
+		{name: "a folder of another user", bundle: dir + "/foreign/ca.pem", certDirs: certs, root: true,
+			want: "cannot write the CA bundle: folder " + dir + "/foreign belongs to uid 4242"},
+		{name: "a folder this user cannot write", bundle: dir + "/readonly/kai/ca.pem", certDirs: certs, uid: uid, root: true,
+			want: "cannot write the CA bundle: folder " + dir + "/readonly: permission denied"},
+		{name: "KAI_CERT_DIRS set but no extra CA: checked", bundle: "/", certDirs: dir + "/folder", want: folder},
+		{name: "no extra CA in the default cert folder: not checked, nothing written", bundle: "/", certDirs: dir + "/folder", defaults: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && !asRoot {
+				t.Skip("needs root to give a folder away or switch UID")
+			}
+			s := Settings{CertDirs: tt.certDirs, CABundle: tt.bundle}
+			environ := append([]string{"PATH=/usr/bin:/bin", "KAI_CA_BUNDLE=" + tt.bundle}, tt.environ...)
+			if !tt.defaults {
+				environ = append(environ, "KAI_CERT_DIRS="+tt.certDirs)
+			}
+			var problems [2][]string
+			for i, check := range []bool{true, false} {
+				var err error
+				run := func() {
+					_, err = Run(context.Background(), s, Options{Check: check, Command: []string{"true"}, Environ: environ})
+				}
+				if tt.uid != 0 {
+					if e := onThreadAs(tt.uid, run); e != nil {
+						t.Skip("cannot switch the thread's UID:", e)
+					}
+				} else {
+					run()
+				}
+				var ce *ConfigError
+				if errors.As(err, &ce) {
+					problems[i] = ce.Problems()
+				} else if err != nil {
+					t.Fatalf("check %v: %v", check, err)
+				}
+			}
+			if strings.Join(problems[0], "\n") != strings.Join(problems[1], "\n") {
+				t.Errorf("--check and a run disagree:\n--check: %q\nrun:     %q", problems[0], problems[1])
+			}
+			want := []string{}
+			if tt.want != "" {
+				want = []string{fmt.Sprintf("KAI_CA_BUNDLE=%q: %s", tt.bundle, tt.want)}
+			}
+			if len(problems[1]) != len(want) || (len(want) == 1 && !strings.HasPrefix(problems[1][0], want[0])) {
+				t.Errorf("problems %q\nwant one starting with %q", problems[1], want)
+			}
+			for f, b := range before {
+				if got, _ := os.ReadFile(f); !bytes.Equal(got, b) {
+					t.Errorf("%s was overwritten", f)
+					os.WriteFile(f, b, 0o644) // for the next rows
+				}
+			}
+			for _, d := range []string{"out", "readonly/kai", "foreign/ca.pem", "folder/ca-bundle.pem"} {
+				if _, err := os.Lstat(filepath.Join(dir, d)); err == nil {
+					t.Errorf("%s was created", d)
+				}
+			}
+		})
 	}
 }
 
