@@ -430,11 +430,12 @@ func TestReadSource_Unreadable(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
 	writeFile(t, filepath.Join(dir, "locked", "b.pem"), b.PEM())
 	writeFile(t, filepath.Join(dir, "secret.pem"), b.PEM())
-	if err := os.Chmod(filepath.Join(dir, "locked"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(filepath.Join(dir, "secret.pem"), 0o600); err != nil {
-		t.Fatal(err)
+	// Set every mode, whatever the umask: only "locked" and secret.pem are
+	// closed to other users.
+	for name, mode := range map[string]os.FileMode{"a.pem": 0o644, "locked": 0o700, "secret.pem": 0o600} {
+		if err := os.Chmod(filepath.Join(dir, name), mode); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var folder, inside sourceResult
 	if err := onThreadAs(1000770000, func() {
