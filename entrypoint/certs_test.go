@@ -24,13 +24,7 @@ func TestParseCertFile(t *testing.T) {
 	badTrusted := []byte("-----BEGIN TRUSTED CERTIFICATE-----\n" + b64([]byte("not ASN.1 at all")) + "\n-----END TRUSTED CERTIFICATE-----\n")
 	const path = "/certs/corp/ca.pem"
 
-	tests := []struct {
-		name   string
-		data   []byte
-		want   []*testCert // in order
-		blocks []int       // Cert.Block of each
-		errs   []string    // exact error texts, in order
-	}{
+	tests := []parseCase{
 		{"one PEM certificate", ca.PEM(), []*testCert{ca}, []int{1}, nil},
 		{"chain in one file", concat(inter.PEM(), ca.PEM()), []*testCert{inter, ca}, []int{1, 2}, nil},
 		{"key then certificate (mitmproxy-ca.pem)", concat(key, ca.PEM()), []*testCert{ca}, []int{2}, nil},
@@ -66,6 +60,21 @@ func TestParseCertFile(t *testing.T) {
 			fmt.Sprintf("%s: block 2 (CERTIFICATE, line %d): no END line", path, 1+lines(ca.PEM())),
 		}},
 	}
+	checkParseCertFile(t, path, tests)
+}
+
+// parseCase is one row of a parseCertFile table.
+type parseCase struct {
+	name   string
+	data   []byte
+	want   []*testCert // in order
+	blocks []int       // Cert.Block of each
+	errs   []string    // exact error texts, in order
+}
+
+// checkParseCertFile runs parseCertFile on each row's data, read from path.
+func checkParseCertFile(t *testing.T, path string, tests []parseCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			certs, warnings, errs := parseCertFile(path, tt.data)

@@ -58,13 +58,7 @@ func TestParseCertFile_DERAndPKCS7(t *testing.T) {
 	badP7[bytes.Index(badP7, ca2.DER())+4] = 0x31
 	const path = "/certs/corp/ca.p7b"
 
-	tests := []struct {
-		name   string
-		data   []byte
-		want   []*testCert // in order
-		blocks []int       // Cert.Block of each
-		errs   []string    // exact error texts, in order
-	}{
+	tests := []parseCase{
 		{name: "DER certificate and a newline", data: concat(ca.DER(), []byte("\n")), want: []*testCert{ca}, blocks: []int{0}},
 		{name: "DER certificates concatenated, CRLF after", data: concat(ca.DER(), ca2.DER(), []byte("\r\n")),
 			want: []*testCert{ca, ca2}, blocks: []int{0, 0}},
@@ -95,23 +89,7 @@ func TestParseCertFile_DERAndPKCS7(t *testing.T) {
 		{name: "PKCS7 block holding a certificate", data: concat(ca.PEM(), block("PKCS7", ca2.DER())), want: []*testCert{ca}, blocks: []int{1},
 			errs: []string{fmt.Sprintf("%s: block 2 (PKCS7, line %d): not a PKCS#7 SignedData", path, 1+lines(ca.PEM()))}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			certs, warnings, errs := parseCertFile(path, tt.data)
-			if got := errTexts(errs); strings.Join(got, "\n") != strings.Join(tt.errs, "\n") || len(warnings) != 0 {
-				t.Errorf("errors:\n got %q\nwant %q\nwarnings %q, want none", got, tt.errs, warnings)
-			}
-			if len(certs) != len(tt.want) {
-				t.Fatalf("got %d certificates %v, want %d", len(certs), certNames(certs), len(tt.want))
-			}
-			for i, c := range certs {
-				if c.Sum != tt.want[i].Sum() || c.Source != path || c.Block != tt.blocks[i] {
-					t.Errorf("cert %d is %q from %s block %d, want %q block %d", i, c.X509.Subject.CommonName, c.Source, c.Block,
-						tt.want[i].Cert.Subject.CommonName, tt.blocks[i])
-				}
-			}
-		})
-	}
+	checkParseCertFile(t, path, tests)
 }
 
 // TestParseCertFile_OpenSSLPKCS7 reads the .p7b and .p7c files `openssl
