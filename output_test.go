@@ -105,3 +105,24 @@ func TestCheckEscapesControlCharacters(t *testing.T) {
 		t.Errorf("the subject or the path is not shown escaped:\n%s", r.stdout)
 	}
 }
+
+// TestCheckSaysWhereProxiesCameFrom: with OpenShift's proxy as OLM injects
+// it (upper-case names only) in a pod, --check names the inherited
+// variables as the source and shows the cluster's no-proxy entries.
+func TestCheckSaysWhereProxiesCameFrom(t *testing.T) {
+	dir := t.TempDir()
+	env := append(baseEnv(dir)[:3], "HTTPS_PROXY=http://proxy.corp:3128", "NO_PROXY=.corp.example",
+		"KUBERNETES_SERVICE_HOST=172.30.0.1", "KAI_PROXY_HTTP=http://other:8080")
+	r := runShim(t, env, "--check")
+	report := strings.Join(strings.Fields(r.stdout), " ") // columns aligned with any number of blanks
+	for _, want := range []string{
+		"HTTPS_PROXY, https_proxy http://proxy.corp:3128 (from inherited HTTPS_PROXY)",
+		"HTTP_PROXY, http_proxy http://other:8080 (from KAI_PROXY_HTTP)",
+		"NO_PROXY, no_proxy, no_grpc_proxy .corp.example,localhost,127.0.0.1,::1,.svc,.cluster.local,172.30.0.1 (from inherited NO_PROXY)",
+		"(in Kubernetes: .svc, .cluster.local, 172.30.0.1 added, so the cluster's services bypass the proxy)",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("exit %d: the report lacks %q:\n%s", r.code, want, r.stdout)
+		}
+	}
+}

@@ -98,6 +98,37 @@ func TestNoCertDirFailsVerification(t *testing.T) {
 	}
 }
 
+// Scenario 1b: OpenShift's cluster proxy as OLM injects it, upper-case
+// names only and no KAI_PROXY_* at all. The shim adopts them, so curl's
+// http:// requests (which read only the lower-case http_proxy) go through
+// mitmdump too, and the no-proxy list gets the cluster's names.
+func TestInheritedUpperCaseProxiesAdopted(t *testing.T) {
+	requireSuite(t)
+	m := sharedMitm(t)
+	env := baseEnv(t).with(vars{
+		"HTTP_PROXY":              m.proxyURL(nil),
+		"HTTPS_PROXY":             m.proxyURL(nil),
+		"NO_PROXY":                directHost,
+		"KUBERNETES_SERVICE_HOST": "10.96.0.1",
+		"SSL_CERT_FILE":           S.sysCerts,
+		"KAI_CERT_DIRS":           m.confdir,
+	})
+	offset := len(m.log())
+	models, plain, direct := S.upstream.URL("/v1/models"), S.upstream.PlainURL("/v1/models"), S.direct.URL("/v1/models")
+	c := runClients(t, env, models, plain, direct)
+	expectOK(t, c, "inherited proxies", models, "1")
+	expectOK(t, c, "inherited proxies", plain, "1")
+	expectOK(t, c, "inherited proxies", direct, "")
+	if flows := flowsFor(m.log()[offset:], S.direct.HostPort()); len(flows) > 0 {
+		t.Errorf("%s is in the inherited NO_PROXY but went through mitmdump:\n%s", directHost, strings.Join(flows, "\n"))
+	}
+	for _, run := range c.runs() {
+		if run.exitCode != 0 {
+			t.Errorf("client process exit code %d, want 0\n%s", run.exitCode, run)
+		}
+	}
+}
+
 // Scenario 3: KAI_PROXY_NO naming the upstream, or holding "*" among
 // other entries, sends every client to it directly: no flow in mitmdump's
 // log, and the upstream's throwaway CA is trusted by nobody, so each fails

@@ -11,9 +11,9 @@ import (
 	"golang.org/x/net/idna"
 )
 
-// Proxy is one validated KAI_PROXY_* setting.
+// Proxy is one validated KAI_PROXY_* setting or adopted proxy variable.
 type Proxy struct {
-	Var     string   // the shim's variable, e.g. KAI_PROXY_HTTPS
+	Var     string   // where it came from: KAI_PROXY_HTTPS, or "inherited HTTPS_PROXY"
 	Exports []string // the variables it is exported as
 	URL     *url.URL // normalised: scheme://[user[:password]@]host:port
 }
@@ -77,11 +77,6 @@ func proxyString(u *url.URL, redact bool) string {
 // a "path" or "port" may be part of the password.
 func ParseProxy(name, raw string) (Proxy, error) {
 	p := Proxy{Var: name}
-	for _, pv := range proxyVars {
-		if pv.Name == name {
-			p.Exports = pv.Exports
-		}
-	}
 	creds := strings.Contains(raw, "@")
 	fail := func(why string) (Proxy, error) {
 		return Proxy{}, fmt.Errorf("%s=%q: %s", name, RedactURL(raw), why)
@@ -211,8 +206,8 @@ func RedactURL(s string) string {
 
 // NoProxyList normalises the no-proxy list raw, read from the variable
 // name: entries split at commas and blanks, duplicates dropped
-// case-insensitively (first kept, order kept) and, with loopback,
-// localhost, 127.0.0.1 and ::1 appended where missing. The entries are
+// case-insensitively (first kept, order kept) and the extra entries
+// appended where missing. The entries are
 // made to mean the same to every client:
 //   - "*" anywhere makes the list exactly "*": curl, requests and urllib
 //     read "*" as "every host" only when it is the whole value;
@@ -223,7 +218,7 @@ func RedactURL(s string) string {
 //     requests and botocore only for IPv4, urllib, httpx and aiohttp not
 //     at all;
 //   - an entry with a scheme or a path is an error.
-func NoProxyList(name, raw string, loopback bool) (list string, warnings []string, errs []error) {
+func NoProxyList(name, raw string, extra []string) (list string, warnings []string, errs []error) {
 	var out, cidrs []string
 	seen := map[string]bool{}
 	add := func(e string) {
@@ -256,10 +251,8 @@ func NoProxyList(name, raw string, loopback bool) (list string, warnings []strin
 	if len(cidrs) > 0 {
 		warnings = append(warnings, fmt.Sprintf("%s holds the IP ranges %s: Go, curl and gRPC honour them, requests and boto3 only for IPv4, but urllib, httpx (so the openai and ollama SDKs) and aiohttp never do: list the hosts or domains too", name, strings.Join(cidrs, ", ")))
 	}
-	if loopback {
-		for _, e := range loopbackNoProxy {
-			add(e)
-		}
+	for _, e := range extra {
+		add(e)
 	}
 	return strings.Join(out, ","), warnings, errs
 }

@@ -87,8 +87,12 @@ func FuzzNoProxyList_Idempotent(f *testing.F) {
 		f.Add(s, false)
 	}
 	f.Fuzz(func(t *testing.T, raw string, loopback bool) {
-		once, _, _ := NoProxyList("KAI_PROXY_NO", raw, loopback)
-		twice, _, errs := NoProxyList("KAI_PROXY_NO", once, loopback)
+		var extra []string
+		if loopback {
+			extra = append(loopbackNoProxy, kubernetesNoProxy...)
+		}
+		once, _, _ := NoProxyList("KAI_PROXY_NO", raw, extra)
+		twice, _, errs := NoProxyList("KAI_PROXY_NO", once, extra)
 		if twice != once || len(errs) > 0 {
 			t.Fatalf("NoProxyList(%q) = %q, and again %q (errors %v)", raw, once, twice, errs)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,7 +36,9 @@ type Plan struct {
 
 	Config      *Config
 	Proxies     []Proxy
-	NoProxy     string // the exported no-proxy list, "" when none is exported
+	NoProxy     string   // the exported no-proxy list, "" when none is exported
+	NoProxyFrom string   // where its entries came from, "" when only added ones
+	Kubernetes  []string // the cluster's entries added to the no-proxy list
 	Passthrough []Passthrough
 	Sources     []sourceResult
 	Bundle      *Bundle  // nil when no extra CA was found
@@ -235,34 +238,34 @@ func (p *Plan) applyProxies(cfg *Config, inherited, env *Env, log *slog.Logger) 
 		}
 		env.Set(name, value)
 	}
-	owned := false
+	owned := false // a proxy is set: the shim owns the no-proxy list
 	for _, px := range cfg.Proxies {
 		p.Proxies = append(p.Proxies, px)
 		for _, name := range px.Exports {
 			set(name, px.String())
 		}
-		owned = owned || ownsNoProxy[px.Var]
 		if px.Var == "KAI_PROXY_OPENAI" {
 			p.warn(log, "KAI_PROXY_OPENAI sets OPENAI_PROXY: langchain-openai's ChatOpenAI then builds its own HTTP client that trusts only the certifi bundle (the combined CA bundle is ignored) and sends everything through the proxy regardless of NO_PROXY; without it, the OpenAI client already honours HTTPS_PROXY, NO_PROXY and SSL_CERT_FILE")
-		}
-	}
-	from, base := "KAI_PROXY_NO", cfg.ProxyNo
-	if owned && base == "" {
-		for _, name := range inheritedNoProxy {
-			if v, ok := inherited.Get(name); ok && strings.TrimSpace(v) != "" {
-				from, base = "inherited "+name, v
-				break
-			}
+		} else {
+			owned = true
 		}
 	}
 	var errs *multierror.Error
 	if owned || cfg.ProxyNo != "" {
-		list, warnings, bad := NoProxyList(from, base, owned)
+		var extra []string
+		if owned {
+			extra = loopbackNoProxy
+		}
+		if h := cfg.KubernetesHost; h != "" {
+			p.Kubernetes = append(slices.Clone(kubernetesNoProxy), h)
+			extra = append(slices.Clone(extra), p.Kubernetes...)
+		}
+		list, warnings, bad := NoProxyList(cfg.ProxyNoFrom, cfg.ProxyNo, extra)
 		errs = multierror.Append(errs, bad...)
 		for _, w := range warnings {
 			p.warn(log, w)
 		}
-		p.NoProxy = list
+		p.NoProxy, p.NoProxyFrom = list, cfg.ProxyNoFrom
 		for _, name := range noProxyExports {
 			set(name, p.NoProxy)
 		}

@@ -38,15 +38,19 @@ type Settings struct {
 
 // Config is Settings after validation: parsed, defaulted and normalised.
 type Config struct {
-	Proxies      []Proxy // in the order of proxyVars, set ones only
-	ProxyNo      string  // raw KAI_PROXY_NO, "" when unset
-	CertSources  []string
-	CertExplicit bool // KAI_CERT_DIRS was set, so every entry must exist
-	CABundle     string
-	Wait         time.Duration
-	LogLevel     slog.Level
-	LogFormat    string
-	Warnings     []string // near misses of the shim's names, passed through
+	Proxies     []Proxy // in the order of proxyVars, set or adopted ones only
+	ProxyNo     string  // raw KAI_PROXY_NO or the adopted list, "" when neither
+	ProxyNoFrom string  // where ProxyNo came from: KAI_PROXY_NO or "inherited NAME"
+	// KubernetesHost is the inherited KUBERNETES_SERVICE_HOST: in a pod,
+	// the cluster's own names bypass the proxy.
+	KubernetesHost string
+	CertSources    []string
+	CertExplicit   bool // KAI_CERT_DIRS was set, so every entry must exist
+	CABundle       string
+	Wait           time.Duration
+	LogLevel       slog.Level
+	LogFormat      string
+	Warnings       []string // near misses of the shim's names, passed through
 }
 
 // LoadSettings reads the shim's variables from the process environment.
@@ -63,19 +67,30 @@ func (s Settings) Validate(environ []string) (*Config, error) {
 	var errs *multierror.Error
 	c := &Config{}
 
+	// A proxy variable the environment already has (OLM injects upper-case
+	// ones only) is adopted where no KAI_PROXY_* setting replaces it.
+	inherited := NewEnv(environ)
 	for _, pv := range proxyVars {
-		raw := strings.TrimSpace(pv.setting(s))
+		from, raw := pv.Name, strings.TrimSpace(pv.setting(s))
+		if raw == "" && pv.Inherit {
+			from, raw = c.adopt(inherited, pv.Exports)
+		}
 		if raw == "" {
 			continue
 		}
-		p, err := ParseProxy(pv.Name, raw)
+		p, err := ParseProxy(from, raw)
 		if err != nil {
 			errs = multierror.Append(errs, err)
 			continue
 		}
+		p.Exports = pv.Exports
 		c.Proxies = append(c.Proxies, p)
 	}
-	c.ProxyNo = strings.TrimSpace(s.ProxyNo)
+	c.ProxyNoFrom, c.ProxyNo = "KAI_PROXY_NO", strings.TrimSpace(s.ProxyNo)
+	if c.ProxyNo == "" {
+		c.ProxyNoFrom, c.ProxyNo = c.adopt(inherited, noProxyExports[:2])
+	}
+	c.KubernetesHost, _ = inherited.Get("KUBERNETES_SERVICE_HOST")
 
 	// envconfig fills in the default tag, so whether the list was given
 	// is read from environ: only a given list must exist.
@@ -148,6 +163,26 @@ func (s Settings) Validate(environ []string) (*Config, error) {
 		}
 	}
 	return c, asConfigError(errs)
+}
+
+// adopt returns the inherited value of a variable that has an upper- and
+// a lower-case spelling (names: upper first), as "inherited NAME" and the
+// value. An empty value counts as unset. When both are set and differ the
+// lower-case one wins, as in CPython and curl, with a warning.
+func (c *Config) adopt(env *Env, names []string) (from, value string) {
+	upper, _ := env.Get(names[0])
+	lower, _ := env.Get(names[1])
+	upper, lower = strings.TrimSpace(upper), strings.TrimSpace(lower)
+	switch {
+	case lower != "" && upper != "" && lower != upper:
+		c.Warnings = append(c.Warnings, fmt.Sprintf("inherited %s=%q and %s=%q differ: using %s, as Python and curl do", names[1], RedactURL(lower), names[0], RedactURL(upper), names[1]))
+		fallthrough
+	case lower != "":
+		return "inherited " + names[1], lower
+	case upper != "":
+		return "inherited " + names[0], upper
+	}
+	return "", ""
 }
 
 // splitList splits a comma-separated list, trims every entry and drops

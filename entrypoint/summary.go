@@ -35,13 +35,20 @@ func (p *Plan) WriteSummary(w io.Writer) error {
 	pr("")
 	pr("Proxies:")
 	if len(p.Proxies) == 0 && p.NoProxy == "" {
-		pr("  (none set by kai-entrypoint; inherited proxy variables are left as they are)")
+		pr("  (none: no KAI_PROXY_* setting and no inherited proxy variable)")
 	}
 	for _, px := range p.Proxies {
 		pr("  %s\t%s\t(from %s)", strings.Join(px.Exports, ", "), px.Redacted(), px.Var)
 	}
 	if p.NoProxy != "" {
-		pr("  %s\t%s", strings.Join(noProxyExports, ", "), p.NoProxy)
+		from := "added by kai-entrypoint"
+		if p.NoProxyFrom != "" {
+			from = "from " + p.NoProxyFrom
+		}
+		pr("  %s\t%s\t(%s)", strings.Join(noProxyExports, ", "), p.NoProxy, from)
+	}
+	if len(p.Kubernetes) > 0 {
+		pr("  (in Kubernetes: %s added, so the cluster's services bypass the proxy)", strings.Join(p.Kubernetes, ", "))
 	}
 
 	pr("")

@@ -40,6 +40,8 @@ and, when an extra CA is found, SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
 CURL_CA_BUNDLE, AWS_CA_BUNDLE, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH,
 NODE_EXTRA_CA_CERTS, PIP_CERT, GIT_SSL_CAINFO, HTTPLIB2_CA_CERTS and
 CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE, all pointing at the bundle.
+Inherited HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (either spelling)
+are adopted, validated and exported the same way where no KAI_PROXY_* is set.
 The shim's own variables are removed from the command's environment.
 
 Exit codes: 64 usage, 78 configuration error (every problem listed),

@@ -19,35 +19,36 @@ const (
 // proxyVar maps one KAI_PROXY_* setting to the variables it is exported as.
 type proxyVar struct {
 	Name    string   // the shim's variable
-	Exports []string // every spelling some client reads
+	Exports []string // every spelling some client reads, upper-case first
+	Inherit bool     // without the setting, an inherited value is adopted
 	setting func(Settings) string
 }
 
 // proxyVars lists the proxy settings in the order they are reported.
 // Both spellings get the same value: curl reads only lower-case http_proxy,
-// gRPC only lower-case names, Go prefers upper-case (shared/docs/clients.md).
+// gRPC only lower-case names, Go prefers upper-case.
 var proxyVars = []proxyVar{
-	{"KAI_PROXY_HTTP", []string{"HTTP_PROXY", "http_proxy"}, func(s Settings) string { return s.ProxyHTTP }},
-	{"KAI_PROXY_HTTPS", []string{"HTTPS_PROXY", "https_proxy"}, func(s Settings) string { return s.ProxyHTTPS }},
-	{"KAI_PROXY_ALL", []string{"ALL_PROXY", "all_proxy"}, func(s Settings) string { return s.ProxyAll }},
+	{"KAI_PROXY_HTTP", []string{"HTTP_PROXY", "http_proxy"}, true, func(s Settings) string { return s.ProxyHTTP }},
+	{"KAI_PROXY_HTTPS", []string{"HTTPS_PROXY", "https_proxy"}, true, func(s Settings) string { return s.ProxyHTTPS }},
+	{"KAI_PROXY_ALL", []string{"ALL_PROXY", "all_proxy"}, true, func(s Settings) string { return s.ProxyAll }},
 	// langchain-openai's ChatOpenAI; only ever from this variable (README).
-	{"KAI_PROXY_OPENAI", []string{"OPENAI_PROXY"}, func(s Settings) string { return s.ProxyOpenai }},
+	{"KAI_PROXY_OPENAI", []string{"OPENAI_PROXY"}, false, func(s Settings) string { return s.ProxyOpenai }},
 }
 
-// ownsNoProxy lists the settings whose presence makes the shim own the
-// no-proxy list (and add loopback to it).
-var ownsNoProxy = map[string]bool{"KAI_PROXY_HTTP": true, "KAI_PROXY_HTTPS": true, "KAI_PROXY_ALL": true}
-
-// noProxyExports are the names KAI_PROXY_NO is exported as. gRPC reads
-// no_grpc_proxy before no_proxy.
+// noProxyExports are the names the no-proxy list is exported as, the
+// upper- and lower-case spellings first. gRPC reads no_grpc_proxy before
+// no_proxy.
 var noProxyExports = []string{"NO_PROXY", "no_proxy", "no_grpc_proxy"}
-
-// inheritedNoProxy is where an existing no-proxy list is read from, in order.
-var inheritedNoProxy = []string{"NO_PROXY", "no_proxy"}
 
 // loopbackNoProxy is appended to an owned no-proxy list, so that a local
 // model server is never sent through the proxy (konveyor/editor-extensions#1415).
 var loopbackNoProxy = []string{"localhost", "127.0.0.1", "::1"}
+
+// kubernetesNoProxy is appended, with the API server's address
+// (KUBERNETES_SERVICE_HOST), to a no-proxy list written inside a pod: the
+// cluster's services (an LLM gateway, the database) are never sent to a
+// corporate proxy.
+var kubernetesNoProxy = []string{".svc", ".cluster.local"}
 
 // proxySchemes are the accepted proxy schemes with their default ports.
 // Clients disagree on default ports, so the port is always made explicit.
