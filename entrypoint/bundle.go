@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -219,9 +218,10 @@ func writeAtomic(path string, data ...[]byte) (written bool, err error) {
 			root.Remove(filepath.Base(tmp.Name()))
 		}
 	}()
-	bufs := net.Buffers(append([][]byte(nil), data...))
-	if _, err = bufs.WriteTo(tmp); err != nil { // one writev
-		return false, writeError(path, err)
+	for _, part := range data {
+		if _, err = tmp.Write(part); err != nil {
+			return false, writeError(path, err)
+		}
 	}
 	if err = tmp.Chmod(0o644); err != nil {
 		return false, writeError(path, err)
