@@ -30,7 +30,10 @@ type Bundle struct {
 
 	// The bytes in parts (bundleHeader, the system roots, the extras), so
 	// that the system roots (most of them) are never copied: compared with
-	// the old bundle and written as they are.
+	// the old bundle and written as they are. Joining them into one buffer
+	// and reading the old bundle whole to compare was measured at about
+	// 1.5 ms more per start on a 2-vCPU VM (400 interleaved runs: median
+	// 17.6 ms against 15.4 ms), most of it faulting in the fresh pages.
 	parts [][]byte
 }
 
