@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/konveyor/kai-entrypoint/internal/testpki"
@@ -35,13 +34,6 @@ type tlsServer struct {
 	ca        *testCA
 	caFile    string // the issuing CA, PEM
 	srv       *http.Server
-
-	mu   sync.Mutex
-	seen []seenRequest
-}
-
-type seenRequest struct {
-	Method, Path, ViaMitm, UserAgent string
 }
 
 func startTLSServer(ca *testCA, host, ip, dir string) (*tlsServer, error) {
@@ -100,23 +92,8 @@ func (s *tlsServer) PlainHostPort() string { return net.JoinHostPort(s.host, s.p
 
 func (s *tlsServer) Close() { s.srv.Close() }
 
-func (s *tlsServer) record(r *http.Request) string {
-	via := r.Header.Get("X-Via-Mitm")
-	s.mu.Lock()
-	s.seen = append(s.seen, seenRequest{r.Method, r.URL.Path, via, r.UserAgent()})
-	s.mu.Unlock()
-	return via
-}
-
-// Seen returns the requests served so far.
-func (s *tlsServer) Seen() []seenRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]seenRequest(nil), s.seen...)
-}
-
 func (s *tlsServer) models(w http.ResponseWriter, r *http.Request) {
-	via := s.record(r)
+	via := r.Header.Get("X-Via-Mitm")
 	writeJSON(w, http.StatusOK, map[string]any{
 		"object":     "list",
 		"data":       []map[string]any{{"id": "fake-gpt", "object": "model", "owned_by": "kai-e2e"}},
@@ -126,7 +103,7 @@ func (s *tlsServer) models(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *tlsServer) chat(w http.ResponseWriter, r *http.Request) {
-	via := s.record(r)
+	via := r.Header.Get("X-Via-Mitm")
 	var req struct {
 		Model    string `json:"model"`
 		Messages []struct {

@@ -433,16 +433,3 @@ func selfSigned(c *x509.Certificate) bool {
 	}
 	return c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }
-
-// dedupe keeps the first of each certificate, by SHA-256 of the DER.
-func dedupe(certs []Cert, seen map[[sha256.Size]byte]bool) (kept []Cert, dups int) {
-	for _, c := range certs {
-		if seen[c.Sum] {
-			dups++
-			continue
-		}
-		seen[c.Sum] = true
-		kept = append(kept, c)
-	}
-	return kept, dups
-}

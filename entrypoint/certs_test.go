@@ -509,10 +509,6 @@ func TestReadSource_MitmproxyConfdir(t *testing.T) {
 	if len(r.Certs) != 3 {
 		t.Fatalf("got %d certificates, want 3 (.cer, -cert.pem, ca.pem)", len(r.Certs))
 	}
-	kept, dups := dedupe(r.Certs, map[[sha256.Size]byte]bool{})
-	if len(kept) != 1 || dups != 2 || kept[0].Sum != ca.Sum() {
-		t.Fatalf("dedupe kept %d (dups %d), want the one mitmproxy CA", len(kept), dups)
-	}
 
 	sys, err := readSystemRoots("")
 	if err != nil {
@@ -631,43 +627,6 @@ func TestCheckCert_Helpers(t *testing.T) {
 			got := checkCert(tt.cert.Cert, now)
 			if tt.want == "" && len(got) != 0 || tt.want != "" && (len(got) != 1 || !strings.Contains(got[0].Text, tt.want)) {
 				t.Errorf("got %v, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestDedupe(t *testing.T) {
-	a, b, c := genCA(t, "a"), genCA(t, "b"), genCA(t, "c")
-	cert := func(tc *testCert, src string) Cert {
-		return Cert{X509: tc.Cert, Sum: tc.Sum(), Source: src}
-	}
-	in := []Cert{cert(a, "1"), cert(b, "2"), cert(a, "3"), cert(c, "4"), cert(b, "5")}
-	tests := []struct {
-		name    string
-		seen    []*testCert
-		want    []string // sources kept
-		wantDup int
-	}{
-		{"empty seen", nil, []string{"1", "2", "4"}, 2},
-		{"c already seen", []*testCert{c}, []string{"1", "2"}, 3},
-		{"all seen", []*testCert{a, b, c}, nil, 5},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			seen := map[[sha256.Size]byte]bool{}
-			for _, s := range tt.seen {
-				seen[s.Sum()] = true
-			}
-			kept, dups := dedupe(in, seen)
-			var got []string
-			for _, k := range kept {
-				got = append(got, k.Source)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tt.want) || dups != tt.wantDup {
-				t.Errorf("kept %v dups %d, want %v dups %d", got, dups, tt.want, tt.wantDup)
-			}
-			if len(seen) != 3 {
-				t.Errorf("seen has %d entries after dedupe, want 3", len(seen))
 			}
 		})
 	}

@@ -48,13 +48,6 @@ func asConfigError(errs *multierror.Error) error {
 	if errs.ErrorOrNil() == nil {
 		return nil
 	}
-	errs.ErrorFormat = func(es []error) string {
-		lines := make([]string, len(es))
-		for i, e := range es {
-			lines[i] = e.Error()
-		}
-		return strings.Join(lines, "\n")
-	}
 	return &ConfigError{errs}
 }
 

@@ -155,12 +155,11 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 	}
 
 	waiting := cfg.Wait > 0 && !o.Check
-	var results map[string]sourceResult
 	// KAI_CA_BUNDLE is checked before anything is written, alike in --check
 	// and in a run, when KAI_CERT_DIRS is set or an extra CA was found.
 	sslCertFile, _ := inherited.Get("SSL_CERT_FILE")
 	if !waiting {
-		results = p.readSources(cfg, o.Check, gather, log)
+		p.readSources(cfg, o.Check, gather, log)
 	}
 	if cfg.CertExplicit || p.hasExtras() {
 		gather(checkBundlePath(cfg.CABundle, sslCertFile))
@@ -176,7 +175,7 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 		if cfg.CertExplicit {
 			wanted = cfg.CertSources
 		}
-		results, err = waitFor(ctx, cfg.Wait, wanted, cfg.Proxies, log)
+		results, err := waitFor(ctx, cfg.Wait, wanted, cfg.Proxies, log)
 		if err != nil {
 			return p, err
 		}
@@ -277,7 +276,7 @@ func (p *Plan) applyProxies(cfg *Config, inherited, env *Env, log *slog.Logger) 
 }
 
 // readSources reads every cert source now (no wait).
-func (p *Plan) readSources(cfg *Config, check bool, gather func(error), log *slog.Logger) map[string]sourceResult {
+func (p *Plan) readSources(cfg *Config, check bool, gather func(error), log *slog.Logger) {
 	results := map[string]sourceResult{}
 	for _, s := range cfg.CertSources {
 		if _, ok := results[s]; !ok {
@@ -287,7 +286,6 @@ func (p *Plan) readSources(cfg *Config, check bool, gather func(error), log *slo
 	// --check with KAI_WAIT: a source that is not ready yet would be waited for.
 	lenient := check && cfg.Wait > 0
 	p.collectSources(cfg, results, lenient, gather, log)
-	return results
 }
 
 // collectSources turns read sources into problems, warnings and p.Sources.

@@ -2,9 +2,11 @@ package entrypoint
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -101,11 +103,20 @@ func notReadyReason(r sourceResult) string {
 	return "no certificate yet"
 }
 
-// dialCause keeps the end of a dial error ("connection refused").
+// dialCause returns why a dial failed, without the operation and the
+// address the message repeats: "connection refused", "no such host",
+// "i/o timeout".
 func dialCause(err error) string {
-	s := err.Error()
-	if i := strings.LastIndex(s, ": "); i >= 0 {
-		return s[i+2:]
+	var se *os.SyscallError
+	var de *net.DNSError
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &se):
+		return se.Err.Error()
+	case errors.As(err, &de):
+		return de.Err
+	case errors.As(err, &oe):
+		return oe.Err.Error()
 	}
-	return s
+	return err.Error()
 }
