@@ -58,7 +58,7 @@ func recordVersions(t *testing.T, c *clientsRun) {
 }
 
 // clientRows describes each client: how to name its version and the
-// variables it reads (see ../shared/docs/clients.md; the suite shows they
+// variables it reads (README.md's client table; the suite shows they
 // are enough, not that no other is read).
 var clientRows = []struct {
 	client, label, versionKey, reads string

@@ -103,7 +103,7 @@ func TestValidateNearMisses(t *testing.T) {
 		{name: "KAI_PROXY_HTTPX", wantErr: "KAI_PROXY_HTTPX: unknown variable; did you mean KAI_PROXY_HTTP or KAI_PROXY_HTTPS? (known: KAI_PROXY_HTTP, KAI_PROXY_HTTPS, KAI_PROXY_ALL, KAI_PROXY_NO, KAI_PROXY_OPENAI)"},
 		{name: "KAI_ENTRYPOINT_LOG_FROMAT", wantErr: "KAI_ENTRYPOINT_LOG_FROMAT: unknown variable; did you mean KAI_ENTRYPOINT_LOG_FORMAT? (known: KAI_ENTRYPOINT_LOG_LEVEL, KAI_ENTRYPOINT_LOG_FORMAT)"},
 		{name: "KAI_PROXY_SOCKS", wantErr: "KAI_PROXY_SOCKS: unknown variable (known: KAI_PROXY_HTTP, KAI_PROXY_HTTPS, KAI_PROXY_ALL, KAI_PROXY_NO, KAI_PROXY_OPENAI)"},
-		// Kai's own settings (shared/docs/kai-deployment.md; KAI__* in README.md).
+		// Kai's own settings (its pydantic settings, prefix kai_; KAI__* in README.md).
 		{name: "KAI_DB_DSN"},
 		{name: "KAI_LLM_PARAMS"},
 		{name: "KAI_DB_DRIVERNAME"},
