@@ -16,9 +16,6 @@ import (
 // defaultPath is searched when the environment has no PATH, as execvp does.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// now is the clock the certificate checks use; tests set it.
-var now = time.Now
-
 // Options are Run's inputs besides the settings.
 type Options struct {
 	Check   bool         // --check: validate and report; no wait, no write, no exec
@@ -349,7 +346,7 @@ func (p *Plan) makeBundle(cfg *Config, inherited *Env, extras []Cert, check bool
 		p.warn(log, w)
 	}
 	b := buildBundle(cfg.CABundle, sys, extras)
-	t := now()
+	t := time.Now()
 	for _, c := range append(append([]Cert(nil), b.Extras...), b.InSystem...) {
 		for _, issue := range checkCert(c.X509, t) {
 			msg := fmt.Sprintf("extra CA %q from %s: %s", c.X509.Subject.String(), c.Source, issue.Text)
