@@ -386,10 +386,14 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 		t.Errorf("compose run kai curl %s: want status=200\n%s", upstreamURL, r)
 	}
 
-	// 5. Stopping the kai service is quick (init: true forwards SIGTERM).
-	r = e.must(t, "stop", container("kai"))
-	if r.Elapsed >= 3*time.Second {
-		t.Errorf("%s stop %s took %s, want under 3 s", e.Name, container("kai"), r.Elapsed)
+	// 5. Stopping the kai service ends the server by SIGTERM (init: true
+	// forwards it), not by the SIGKILL after the grace period: exit 143, not
+	// 137. The grace period is long so that a loaded machine is not mistaken
+	// for a server that ignores SIGTERM; the time is logged.
+	r = e.must(t, "stop", "-t", "60", container("kai"))
+	code := strings.TrimSpace(e.must(t, "inspect", "--format", "{{.State.ExitCode}}", container("kai")).Stdout)
+	if code != "143" {
+		t.Errorf("%s stop %s: the server exited %s after %s, want 143 (ended by SIGTERM)", e.Name, container("kai"), code, r.Elapsed)
 	}
 }
 

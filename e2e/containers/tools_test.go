@@ -112,7 +112,7 @@ func execute(t *testing.T, c command) result {
 	t.Helper()
 	timeout := c.Timeout
 	if timeout == 0 {
-		timeout = 2 * time.Minute
+		timeout = 15 * time.Minute // only a hung command: builds take minutes on a loaded machine
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
