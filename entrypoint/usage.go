@@ -50,7 +50,7 @@ Exit codes: 64 usage, 78 configuration error (every problem listed),
 Examples:
   KAI_PROXY_HTTPS=http://proxy.corp:3128 KAI_CERT_DIRS=/etc/kai/certs \
     kai-entrypoint -- python3 -m kai_mcp_solution_server
-  KAI_PROXY_HTTPS=mitmproxy:8080 KAI_CERT_DIRS=/etc/kai/certs/mitmproxy KAI_WAIT=30s \
+  KAI_PROXY_HTTPS=mitmproxy:8080 KAI_CERT_DIRS=/etc/kai/mitmproxy/mitmproxy-ca-cert.pem KAI_WAIT=30s \
     kai-entrypoint --check
 `
 

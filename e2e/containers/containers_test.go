@@ -320,6 +320,9 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 	if iWait < 0 || iReady < iWait || !strings.Contains(kaiLogs, "kai-standin: listening") {
 		t.Errorf("kai log should show the shim waiting, then ready, and the server listening:\n%s", kaiLogs)
 	}
+	if strings.Contains(kaiLogs, "level=WARN") {
+		t.Errorf("a healthy start logs no warning:\n%s", kaiLogs)
+	}
 	// README: see the flows with `compose logs mitmproxy`.
 	if r := must(t, composeCmd("logs", "mitmproxy")); !strings.Contains(r.Stdout+r.Stderr, "upstream:8443/v1/models") {
 		t.Errorf("compose logs mitmproxy shows no flow to the upstream:\n%s", r)
@@ -342,8 +345,8 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 	// share the kai container's network namespace: joining the compose network afresh
 	// would make Podman's DNS reload (see dnsHiccup).
 	oneOff := []string{"run", "--rm", "--network", "container:" + container("kai"), "--user", openShiftUser, "--read-only", "--tmpfs", "/tmp",
-		"-v", project + "_mitmproxy-ca:/etc/kai/certs/mitmproxy:ro",
-		"-e", "KAI_PROXY_HTTPS=http://mitmproxy:8080", "-e", "KAI_CERT_DIRS=/etc/kai/certs,/etc/kai/certs/mitmproxy/mitmproxy-ca-cert.pem", "-e", "KAI_WAIT=30s"}
+		"-v", project + "_mitmproxy-ca:/etc/kai/mitmproxy:ro",
+		"-e", "KAI_PROXY_HTTPS=http://mitmproxy:8080", "-e", "KAI_CERT_DIRS=/etc/kai/certs,/etc/kai/mitmproxy/mitmproxy-ca-cert.pem", "-e", "KAI_WAIT=30s"}
 	// A long per-call timeout: aardvark-dns 1.4 (Podman's DNS) can stall lookups for
 	// several seconds while containers join or leave the network. A real failure (no CA,
 	// no proxy) still ends at once with an error.
