@@ -37,9 +37,6 @@ type Bundle struct {
 	parts [][]byte
 }
 
-// Bytes returns the bundle's contents.
-func (b *Bundle) Bytes() []byte { return bytes.Join(b.parts, nil) }
-
 // Size returns the bundle's length in bytes.
 func (b *Bundle) Size() int {
 	n := 0

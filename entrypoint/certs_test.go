@@ -515,12 +515,12 @@ func TestReadSource_MitmproxyConfdir(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := buildBundle(filepath.Join(dir, "out.pem"), sys, r.Certs)
-	if len(b.Extras) != 1 || b.Duplicates != 2 || b.Total() != 1 || !bytes.Equal(b.Bytes(), concat([]byte(bundleHeader), ca.PEM())) {
+	if len(b.Extras) != 1 || b.Duplicates != 2 || b.Total() != 1 || !bytes.Equal(b.bytes(), concat([]byte(bundleHeader), ca.PEM())) {
 		t.Fatalf("bundle: %d extras, %d duplicates, %d total; want 1, 2, 1 and the CA's PEM", len(b.Extras), b.Duplicates, b.Total())
 	}
 	keyDER := key.N.Bytes()
-	if bytes.Contains(b.Bytes(), []byte("PRIVATE KEY")) || bytes.Contains(b.Bytes(), keyDER[:32]) ||
-		bytes.Contains(b.Bytes(), []byte(b64(keyDERFromPEM(t, keyPEM))[64:128])) {
+	if bytes.Contains(b.bytes(), []byte("PRIVATE KEY")) || bytes.Contains(b.bytes(), keyDER[:32]) ||
+		bytes.Contains(b.bytes(), []byte(b64(keyDERFromPEM(t, keyPEM))[64:128])) {
 		t.Fatal("the bundle holds key material")
 	}
 }
