@@ -330,6 +330,19 @@ func checkDeployment(t *testing.T, v variant, d *appsv1.Deployment, configMaps m
 			trustedCA = trustedCA || (cm != nil && cm.Labels[injectLabel] == "true")
 		}
 	}
+	// Every ConfigMap of CAs is read: mounted at or below a KAI_CERT_DIRS entry.
+	for _, m := range kai.VolumeMounts {
+		if volumes[m.Name].ConfigMap == nil {
+			continue
+		}
+		listed := false
+		for _, entry := range strings.Split(env["KAI_CERT_DIRS"].Value, ",") {
+			listed = listed || m.MountPath == entry || strings.HasPrefix(m.MountPath, entry+"/")
+		}
+		if !listed {
+			t.Errorf("%s: ConfigMap mount %s is not in KAI_CERT_DIRS %q", kai.Name, m.MountPath, env["KAI_CERT_DIRS"].Value)
+		}
+	}
 	if trustedCA != v.TrustedCA {
 		t.Errorf("%s: KAI_CERT_DIRS lists OpenShift's injected trusted-CA ConfigMap: %v, want %v", kai.Name, trustedCA, v.TrustedCA)
 	}
