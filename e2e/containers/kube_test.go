@@ -45,12 +45,45 @@ const (
 	sccUser = 1000770000
 )
 
-// kubeSuite runs deploy/openshift (as OLM and restricted-v2 would) and deploy/mitmproxy
-// with `podman kube play`; image is the one containerSuite built from this repository.
+// kubeSuite runs deploy/kubernetes, deploy/openshift (as OLM and restricted-v2 would)
+// and deploy/mitmproxy with `podman kube play`; image is the one containerSuite built
+// from this repository.
 func kubeSuite(t *testing.T, e *engine, root, image string) {
 	e.must(t, "tag", image, kubeImage)
+	t.Run("kubernetes", func(t *testing.T) { kubePlain(t, e, root) })
 	t.Run("openshift", func(t *testing.T) { kubeOpenShift(t, e, root) })
 	t.Run("mitmproxy", func(t *testing.T) { kubeSidecar(t, e, root) })
+}
+
+// kubePlain runs deploy/kubernetes as it is, with a CA in the extra-CA ConfigMap.
+func kubePlain(t *testing.T, e *engine, root string) {
+	dir := t.TempDir()
+	extraCA, err := testpki.NewCA("Throwaway kai-entrypoint kube-test extra CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := kubeSecrets(t, dir)
+	dep := kubeDeployment(t, root, "kubernetes")
+	substitute(t, &dep.Spec.Template.Spec, map[string]string{
+		"extra-ca":     configMapDir(t, filepath.Join(dir, "extra-ca"), map[string][]byte{"ca.crt": extraCA.PEM}),
+		"kai-api-keys": secrets["kai-api-keys"],
+		"kai-db":       secrets["kai-db"],
+	})
+	playKube(t, e, dep)
+
+	status := e.must(t, "exec", kubeKai, "cat", "/proc/1/status").Stdout
+	if uid, gid := statusField(status, "Uid"), statusField(status, "Gid"); uid != "1001" || gid != "0" {
+		t.Errorf("the server runs as uid %s gid %s, want the manifest's 1001 and 0", uid, gid)
+	}
+	checkReadOnlyRoot(t, e, kubeKai)
+	env := procEnv(t, e, kubeKai)
+	for name, want := range map[string]string{"SSL_CERT_FILE": bundlePath, "OPENAI_API_KEY": kubeAPIKey, "KAI_DB_DSN": kubeDSN} {
+		if env[name] != want {
+			t.Errorf("the server's %s=%q, want %q", name, env[name], want)
+		}
+	}
+	checkBundle(t, e, extraCA.PEM)
+	stopKube(t, e)
 }
 
 // kubeOpenShift runs deploy/openshift with the cluster proxy reaching the pod as OLM
