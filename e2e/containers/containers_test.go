@@ -161,6 +161,10 @@ func containerSuite(t *testing.T, e *engine) {
 
 	// 3 and 5. The compose stack with the sidecar and an HTTPS upstream, see composeSuite.
 	t.Run("compose", func(t *testing.T) { composeSuite(t, e, root, version) })
+	// The Kubernetes and OpenShift manifests in deploy/, with `podman kube play`.
+	if e.Name == "podman" {
+		t.Run("kube", func(t *testing.T) { kubeSuite(t, e, root, image) })
+	}
 	t.Logf("%s: done after %s", e.Name, time.Since(start).Round(time.Second))
 }
 
