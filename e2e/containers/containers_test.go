@@ -350,7 +350,7 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 	// would make Podman's DNS reload (see dnsHiccup).
 	oneOff := []string{"run", "--rm", "--network", "container:" + container("kai"), "--user", openShiftUser, "--read-only", "--tmpfs", "/tmp",
 		"-v", project + "_mitmproxy-ca:/etc/kai/mitmproxy:ro",
-		"-e", "KAI_PROXY_HTTPS=http://mitmproxy:8080", "-e", "KAI_CERT_DIRS=/etc/kai/certs,/etc/kai/mitmproxy/mitmproxy-ca-cert.pem", "-e", "KAI_WAIT=30s"}
+		"-e", "KAI_PROXY_HTTPS=http://mitmproxy:8080", "-e", "KAI_CERT_DIRS=/etc/kai/mitmproxy/mitmproxy-ca-cert.pem", "-e", "KAI_WAIT=30s"}
 	// A long per-call timeout: aardvark-dns 1.4 (Podman's DNS) can stall lookups for
 	// several seconds while containers join or leave the network. A real failure (no CA,
 	// no proxy) still ends at once with an error.
