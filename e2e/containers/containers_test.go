@@ -394,13 +394,14 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 	}
 
 	// 5. Stopping the kai service ends the server by SIGTERM (init: true
-	// forwards it), not by the SIGKILL after the grace period: exit 143, not
-	// 137. The grace period is long so that a loaded machine is not mistaken
-	// for a server that ignores SIGTERM; the time is logged.
+	// forwards it; the stand-in then exits 0), not by the SIGKILL after the
+	// grace period (137). The grace period is long, and the bound on the
+	// time a third of it, so that a loaded machine is not mistaken for a
+	// server that ignores SIGTERM.
 	r = e.must(t, "stop", "-t", "60", container("kai"))
 	code := strings.TrimSpace(e.must(t, "inspect", "--format", "{{.State.ExitCode}}", container("kai")).Stdout)
-	if code != "143" {
-		t.Errorf("%s stop %s: the server exited %s after %s, want 143 (ended by SIGTERM)", e.Name, container("kai"), code, r.Elapsed)
+	if code == "137" || r.Elapsed > 20*time.Second {
+		t.Errorf("%s stop %s: the server exited %s after %s, want it ended by SIGTERM (not 137) well within the 60 s grace", e.Name, container("kai"), code, r.Elapsed)
 	}
 }
 
