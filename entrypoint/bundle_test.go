@@ -763,7 +763,7 @@ func subjects(certs []*testCert) []string {
 	return out
 }
 
-// Benchmarks, for the README's per-operation costs:
+// Benchmarks, for the per-operation costs in docs/performance.md:
 //
 //	go test -run '^$' -bench 'SystemRoots|ParseCertFile|BuildBundle|WriteAtomic' -benchmem ./entrypoint/
 

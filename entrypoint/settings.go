@@ -27,7 +27,7 @@ type Settings struct {
 	ProxyHTTPS  string `split_words:"true" desc:"proxy for https:// URLs, exported as HTTPS_PROXY and https_proxy" example:"http://user:p%40ss@proxy.corp:3128"`
 	ProxyAll    string `split_words:"true" desc:"proxy for every scheme, exported as ALL_PROXY and all_proxy" example:"socks5h://proxy.corp:1080"`
 	ProxyNo     string `split_words:"true" desc:"hosts that bypass the proxy, exported as NO_PROXY, no_proxy and no_grpc_proxy (loopback added when a proxy is set)" example:"llm.internal,.corp.example,10.0.0.0/8"`
-	ProxyOpenai string `split_words:"true" desc:"exported as OPENAI_PROXY for langchain-openai; usually wrong, see README" example:"http://proxy.corp:3128"`
+	ProxyOpenai string `split_words:"true" desc:"exported as OPENAI_PROXY for langchain-openai; usually wrong, see docs/proxies.md" example:"http://proxy.corp:3128"`
 	CertDirs    string `split_words:"true" desc:"comma-separated folders or files with extra CA certificates" default:"/etc/kai/certs" example:"/etc/kai/certs,/run/secrets/corp-ca.crt"`
 	CABundle    string `split_words:"true" desc:"where the combined bundle (system roots + extra CAs) is written" default:"/tmp/kai-entrypoint/ca-bundle.pem" example:"/tmp/kai-entrypoint/ca-bundle.pem"`
 	Wait        string `split_words:"true" desc:"how long to wait for listed cert sources and proxies to be ready (Go duration, 0 = no wait)" default:"0s" example:"30s"`

@@ -75,7 +75,7 @@ type startupVariant struct {
 // is what makes the shim's own peak visible after it has become /bin/true,
 // but it also makes a child of the test process (os/exec clones with
 // CLONE_VM) report the test's RSS. It logs PASS or OVER for each item
-// of the performance budget (README.md) but never fails on it. Run it with
+// of the performance budget (docs/performance.md) but never fails on it. Run it with
 //
 //	go test -run '^$' -bench Startup -benchtime 1x ./entrypoint/
 func BenchmarkStartup(b *testing.B) {

@@ -31,7 +31,7 @@ var proxyVars = []proxyVar{
 	{"KAI_PROXY_HTTP", []string{"HTTP_PROXY", "http_proxy"}, true, func(s Settings) string { return s.ProxyHTTP }},
 	{"KAI_PROXY_HTTPS", []string{"HTTPS_PROXY", "https_proxy"}, true, func(s Settings) string { return s.ProxyHTTPS }},
 	{"KAI_PROXY_ALL", []string{"ALL_PROXY", "all_proxy"}, true, func(s Settings) string { return s.ProxyAll }},
-	// langchain-openai's ChatOpenAI; only ever from this variable (README).
+	// langchain-openai's ChatOpenAI; only ever from this variable (docs/proxies.md).
 	{"KAI_PROXY_OPENAI", []string{"OPENAI_PROXY"}, false, func(s Settings) string { return s.ProxyOpenai }},
 }
 

@@ -90,7 +90,7 @@ func containerSuite(t *testing.T, e *engine) {
 	}
 	mountOpts := "ro"
 	if e.Name == "podman" {
-		mountOpts = "ro,Z" // as README's Podman section shows (a no-op without SELinux)
+		mountOpts = "ro,Z" // as docs/containers.md's Podman section shows (a no-op without SELinux)
 	}
 	extraCA := []string{"-v", pki.CADir + ":/etc/kai/certs/test:" + mountOpts}
 
@@ -131,7 +131,7 @@ func containerSuite(t *testing.T, e *engine) {
 		}
 	})
 
-	// KAI_CMD replaces the server command (README: the earlier Kai image needs it).
+	// KAI_CMD replaces the server command (docs/containers.md: the earlier Kai image needs it).
 	t.Run("kai-cmd", func(t *testing.T) {
 		custom := image + "-kaicmd"
 		t.Cleanup(func() { execute(t, e.cmd("rmi", custom)) })
@@ -284,7 +284,7 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 		execute(t, e.cmd("rmi", kaiEntrypointImage))
 	})
 
-	// As README: `up -d --build`. podman-compose 1.0.3 exits 0 even when the build or a
+	// As docs/containers.md: `up -d --build`. podman-compose 1.0.3 exits 0 even when the build or a
 	// `podman run` fails: check the image and the containers, not the exit status alone.
 	r := must(t, composeCmd("up", "-d", "--build").withTimeout(10*time.Minute))
 	if execute(t, e.cmd("image", "inspect", kaiEntrypointImage)).Err != nil {
@@ -327,19 +327,19 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 	if strings.Contains(kaiLogs, "level=WARN") {
 		t.Errorf("a healthy start logs no warning:\n%s", kaiLogs)
 	}
-	// README: see the flows with `compose logs mitmproxy`.
+	// docs/containers.md: see the flows with `compose logs mitmproxy`.
 	if r := must(t, composeCmd("logs", "mitmproxy")); !strings.Contains(r.Stdout+r.Stderr, "upstream:8443/v1/models") {
 		t.Errorf("compose logs mitmproxy shows no flow to the upstream:\n%s", r)
 	}
-	// README: copy the sidecar's CA out (docker-compose exec -T; podman-compose echoes its
-	// own commands on stdout, so there README uses podman exec).
+	// docs/containers.md: copy the sidecar's CA out (docker-compose exec -T; podman-compose echoes its
+	// own commands on stdout, so there docs/containers.md uses podman exec).
 	caCmd := composeCmd("exec", "-T", "mitmproxy", "cat", "/home/mitmproxy/.mitmproxy/mitmproxy-ca-cert.pem")
 	if e.Name == "podman" {
 		caCmd = e.cmd("exec", container("mitmproxy"), "cat", "/home/mitmproxy/.mitmproxy/mitmproxy-ca-cert.pem")
 	}
 	out := must(t, caCmd).Stdout
 	if block, rest := pem.Decode([]byte(out)); block == nil || !strings.HasPrefix(out, "-----BEGIN CERTIFICATE-----") || strings.TrimSpace(string(rest)) != "" {
-		t.Errorf("the sidecar's CA, as README copies it, is not exactly one PEM certificate:\n%s", tail(out, 2000))
+		t.Errorf("the sidecar's CA, as docs/containers.md copies it, is not exactly one PEM certificate:\n%s", tail(out, 2000))
 	} else if ca, err := x509.ParseCertificate(block.Bytes); err != nil {
 		t.Errorf("the sidecar's CA: %v", err)
 	} else if !ca.IsCA || !strings.Contains(ca.Subject.String(), "mitmproxy") {
@@ -385,7 +385,7 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 		}
 	}
 
-	// README: check Kai's view with a one-off `compose run` (through the entrypoint).
+	// docs/containers.md: check Kai's view with a one-off `compose run` (through the entrypoint).
 	// (--retry: see dnsHiccup.)
 	r = must(t, composeCmd("run", "--rm", "-T", "kai", "curl", "-sS", "--retry", "10", "--retry-all-errors", "--retry-delay", "2",
 		"-o", "/dev/null", "-w", "status=%{http_code}\n", upstreamURL))
