@@ -1,7 +1,7 @@
 // Package containers tests the repository's Dockerfile and docker-compose.yml for real,
 // with the Docker engine (plus Debian's docker-compose) and with Podman (plus
 // podman-compose): it builds the image, runs it, brings up the compose stack with the
-// mitmproxy sidecar and an HTTPS upstream, and checks what README.md promises; with
+// mitmproxy sidecar and an HTTPS upstream, and checks what README.md and docs/containers.md promise; with
 // Podman it also runs the manifests in deploy/ with `podman kube play` (kube_test.go).
 //
 // No registry is reachable on the project's machines, so the base images (a Go
