@@ -30,10 +30,10 @@ func TestMalformedProxyNeverPrintsCredentials(t *testing.T) {
 		env  []string
 		args []string
 	}{
-		{"run text debug", []string{"KAI_ENTRYPOINT_LOG_LEVEL=debug"}, []string{"/bin/true"}},
-		{"run json debug", []string{"KAI_ENTRYPOINT_LOG_LEVEL=debug", "KAI_ENTRYPOINT_LOG_FORMAT=json"}, []string{"/bin/true"}},
-		{"check text", nil, []string{"--check", "/bin/true"}},
-		{"check json", []string{"KAI_ENTRYPOINT_LOG_FORMAT=json"}, []string{"--check", "/bin/true"}},
+		{name: "run text debug", env: []string{"KAI_ENTRYPOINT_LOG_LEVEL=debug"}, args: []string{"/bin/true"}},
+		{name: "run json debug", env: []string{"KAI_ENTRYPOINT_LOG_LEVEL=debug", "KAI_ENTRYPOINT_LOG_FORMAT=json"}, args: []string{"/bin/true"}},
+		{name: "check text", args: []string{"--check", "/bin/true"}},
+		{name: "check json", env: []string{"KAI_ENTRYPOINT_LOG_FORMAT=json"}, args: []string{"--check", "/bin/true"}},
 	}
 	for _, v := range values {
 		for _, m := range modes {

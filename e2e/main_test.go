@@ -174,10 +174,10 @@ func requireSuite(t *testing.T) {
 func checkDependencies() error {
 	var missing []string
 	for _, d := range []struct{ bin, pkg string }{
-		{"mitmdump", "mitmproxy"},
-		{"curl", "curl"},
-		{"openssl", "openssl"},
-		{python, "python3"},
+		{bin: "mitmdump", pkg: "mitmproxy"},
+		{bin: "curl", pkg: "curl"},
+		{bin: "openssl", pkg: "openssl"},
+		{bin: python, pkg: "python3"},
 	} {
 		if _, err := exec.LookPath(d.bin); err != nil {
 			missing = append(missing, fmt.Sprintf("%s (Debian package: %s)", d.bin, d.pkg))
@@ -187,10 +187,10 @@ func checkDependencies() error {
 		missing = append(missing, systemBundle+" (Debian package: ca-certificates)")
 	}
 	for _, mod := range []struct{ name, pkg string }{
-		{"requests", "python3-requests"},
-		{"httpx", "python3-httpx"},
-		{"aiohttp", "python3-aiohttp"},
-		{"urllib3", "python3-urllib3"},
+		{name: "requests", pkg: "python3-requests"},
+		{name: "httpx", pkg: "python3-httpx"},
+		{name: "aiohttp", pkg: "python3-aiohttp"},
+		{name: "urllib3", pkg: "python3-urllib3"},
 	} {
 		if err := exec.Command(python, "-c", "import "+mod.name).Run(); err != nil {
 			missing = append(missing, fmt.Sprintf("%s module %s (Debian package: %s)", python, mod.name, mod.pkg))

@@ -79,8 +79,8 @@ func TestNoCertDirFailsVerification(t *testing.T) {
 		name string
 		env  vars
 	}{
-		{"unset", vars{}},
-		{"empty", vars{"KAI_CERT_DIRS": t.TempDir()}},
+		{name: "unset", env: vars{}},
+		{name: "empty", env: vars{"KAI_CERT_DIRS": t.TempDir()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := runClients(t, proxyEnv(t, m.proxyURL(nil)).with(tc.env), models)
@@ -139,8 +139,8 @@ func TestNoProxyBypassesMitm(t *testing.T) {
 	requireSuite(t)
 	m := sharedMitm(t)
 	for _, tc := range []struct{ name, noProxy, scenario string }{
-		{"host", upstreamHost, "NO_PROXY bypass"},
-		{"star among entries", "other.test, *", "NO_PROXY * bypass"},
+		{name: "host", noProxy: upstreamHost, scenario: "NO_PROXY bypass"},
+		{name: "star among entries", noProxy: "other.test, *", scenario: "NO_PROXY * bypass"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := proxyEnv(t, m.proxyURL(nil)).with(vars{
@@ -188,7 +188,7 @@ func TestSidecarRaceWait(t *testing.T) {
 	for _, w := range []struct {
 		p   *proc
 		run *shimRun
-	}{{pyProc, py}, {goProc, golang}} {
+	}{{p: pyProc, run: py}, {p: goProc, run: golang}} {
 		if !w.p.stderr.waitFor("waiting", startBudget, w.p.done) {
 			t.Fatalf("kai-entrypoint did not log that it is waiting (KAI_WAIT=30s, empty %s)\n%s", confdir, w.run.withOutput(w.p))
 		}
@@ -205,7 +205,7 @@ func TestSidecarRaceWait(t *testing.T) {
 	for _, w := range []struct {
 		p   *proc
 		run *shimRun
-	}{{pyProc, py}, {goProc, golang}} {
+	}{{p: pyProc, run: py}, {p: goProc, run: golang}} {
 		w.run.finish(t, w.p, 45*time.Second)
 		if !regexp.MustCompile(`(?i)ready after`).MatchString(w.run.stderr) {
 			wgErr = append(wgErr, "no \"ready after\" line:\n"+w.run.String())
@@ -423,8 +423,8 @@ func TestStandinServeProbeAndSIGTERM(t *testing.T) {
 		clients []string
 		url     string
 	}{
-		{"", pythonClients, models},
-		{"?url=" + url.QueryEscape(chat) + "&client=curl&client=aiohttp", []string{"curl", "aiohttp"}, chat},
+		{clients: pythonClients, url: models},
+		{query: "?url=" + url.QueryEscape(chat) + "&client=curl&client=aiohttp", clients: []string{"curl", "aiohttp"}, url: chat},
 	} {
 		resp, err = client.Get(base + "/probe" + q.query)
 		if err != nil {
@@ -483,8 +483,8 @@ func TestOverridesAndNormalises(t *testing.T) {
 		name, scenario string
 		env            vars
 	}{
-		{"preset variables", "preset vars", proxyEnv(t, m.proxyURL(nil)).with(preset)},
-		{"schemeless proxy", "host:port proxy", proxyEnv(t, m.addr())},
+		{name: "preset variables", scenario: "preset vars", env: proxyEnv(t, m.proxyURL(nil)).with(preset)},
+		{name: "schemeless proxy", scenario: "host:port proxy", env: proxyEnv(t, m.addr())},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := runClients(t, tc.env.with(vars{"KAI_CERT_DIRS": m.confdir}), models)

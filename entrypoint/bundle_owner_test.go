@@ -85,11 +85,11 @@ func TestBundleFolderOwner(t *testing.T) {
 		folder string
 		want   string // the cause in both errors; "" for none
 	}{
-		{"root's world-writable folder (an emptyDir)", emptyDir, ""},
-		{"root's symlink to root's folder", rootLink, ""},
-		{"a folder of another user", foreign, "folder " + foreign + " belongs to uid 4242"},
-		{"another user's symlink to root's folder", foreignLink, "symlink " + foreignLink + " belongs to uid 4242"},
-		{"root's symlink to another user's folder", linkToForeign, "folder " + linkToForeign + " belongs to uid 4242"},
+		{name: "root's world-writable folder (an emptyDir)", folder: emptyDir},
+		{name: "root's symlink to root's folder", folder: rootLink},
+		{name: "a folder of another user", folder: foreign, want: "folder " + foreign + " belongs to uid 4242"},
+		{name: "another user's symlink to root's folder", folder: foreignLink, want: "symlink " + foreignLink + " belongs to uid 4242"},
+		{name: "root's symlink to another user's folder", folder: linkToForeign, want: "folder " + linkToForeign + " belongs to uid 4242"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

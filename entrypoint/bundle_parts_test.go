@@ -27,14 +27,14 @@ func TestSameContent(t *testing.T) {
 		parts [][]byte
 		want  bool
 	}{
-		{"one part", [][]byte{data}, true},
-		{"split inside a read", [][]byte{data[:100], data[100:]}, true},
-		{"split at a read boundary", [][]byte{data[:32<<10], nil, data[32<<10:]}, true},
-		{"many parts", [][]byte{data[:1], data[1:40000], {}, data[40000:79999], data[79999:]}, true},
-		{"shorter parts", [][]byte{data[:100], data[100 : len(data)-1]}, false},
-		{"longer parts", [][]byte{data, []byte("x")}, false},
-		{"a byte differs in the last read", [][]byte{changed[:50000], changed[50000:]}, false},
-		{"nothing", nil, false},
+		{name: "one part", parts: [][]byte{data}, want: true},
+		{name: "split inside a read", parts: [][]byte{data[:100], data[100:]}, want: true},
+		{name: "split at a read boundary", parts: [][]byte{data[:32<<10], nil, data[32<<10:]}, want: true},
+		{name: "many parts", parts: [][]byte{data[:1], data[1:40000], {}, data[40000:79999], data[79999:]}, want: true},
+		{name: "shorter parts", parts: [][]byte{data[:100], data[100 : len(data)-1]}, want: false},
+		{name: "longer parts", parts: [][]byte{data, []byte("x")}, want: false},
+		{name: "a byte differs in the last read", parts: [][]byte{changed[:50000], changed[50000:]}, want: false},
+		{name: "nothing", want: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,22 +38,22 @@ func TestBuildBundle(t *testing.T) {
 		inSystem  []string    // sources of InSystem
 		dups      int
 	}{
-		{"system first, then extras in the given order", sysPath,
-			[]Cert{cert(e3, "c.pem"), cert(e1, "a.pem"), cert(e2, "b.pem")},
-			[]*testCert{s1, s2, e3, e1, e2}, []string{"c.pem", "a.pem", "b.pem"}, nil, 0},
-		{"extra already in the system bundle goes to InSystem", sysPath,
-			[]Cert{cert(e1, "a.pem"), cert(s2, "corp/s2.pem"), cert(e2, "b.pem")},
-			[]*testCert{s1, s2, e1, e2}, []string{"a.pem", "b.pem"}, []string{"corp/s2.pem"}, 0},
-		{"duplicates counted once each, first kept", sysPath,
-			[]Cert{cert(e1, "a.pem"), cert(s2, "s2.pem"), cert(e1, "copy/a.pem"), cert(e2, "b.pem"), cert(s2, "copy/s2.pem"), cert(e1, "a.cer")},
-			[]*testCert{s1, s2, e1, e2}, []string{"a.pem", "b.pem"}, []string{"s2.pem"}, 3},
-		{"every extra in the system bundle", sysPath,
-			[]Cert{cert(s1, "s1.pem"), cert(s2, "s2.pem")},
-			[]*testCert{s1, s2}, nil, []string{"s1.pem", "s2.pem"}, 0},
-		{"no system bundle", "",
-			[]Cert{cert(e2, "b.pem"), cert(e1, "a.pem"), cert(e2, "b2.pem")},
-			[]*testCert{e2, e1}, []string{"b.pem", "a.pem"}, nil, 1},
-		{"no extras", sysPath, nil, []*testCert{s1, s2}, nil, nil, 0},
+		{name: "system first, then extras in the given order", sys: sysPath,
+			extras: []Cert{cert(e3, "c.pem"), cert(e1, "a.pem"), cert(e2, "b.pem")},
+			want:   []*testCert{s1, s2, e3, e1, e2}, wantExtra: []string{"c.pem", "a.pem", "b.pem"}, dups: 0},
+		{name: "extra already in the system bundle goes to InSystem", sys: sysPath,
+			extras: []Cert{cert(e1, "a.pem"), cert(s2, "corp/s2.pem"), cert(e2, "b.pem")},
+			want:   []*testCert{s1, s2, e1, e2}, wantExtra: []string{"a.pem", "b.pem"}, inSystem: []string{"corp/s2.pem"}, dups: 0},
+		{name: "duplicates counted once each, first kept", sys: sysPath,
+			extras: []Cert{cert(e1, "a.pem"), cert(s2, "s2.pem"), cert(e1, "copy/a.pem"), cert(e2, "b.pem"), cert(s2, "copy/s2.pem"), cert(e1, "a.cer")},
+			want:   []*testCert{s1, s2, e1, e2}, wantExtra: []string{"a.pem", "b.pem"}, inSystem: []string{"s2.pem"}, dups: 3},
+		{name: "every extra in the system bundle", sys: sysPath,
+			extras: []Cert{cert(s1, "s1.pem"), cert(s2, "s2.pem")},
+			want:   []*testCert{s1, s2}, inSystem: []string{"s1.pem", "s2.pem"}, dups: 0},
+		{name: "no system bundle",
+			extras: []Cert{cert(e2, "b.pem"), cert(e1, "a.pem"), cert(e2, "b2.pem")},
+			want:   []*testCert{e2, e1}, wantExtra: []string{"b.pem", "a.pem"}, dups: 1},
+		{name: "no extras", sys: sysPath, want: []*testCert{s1, s2}, dups: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,9 +291,9 @@ func TestWriteAtomic(t *testing.T) {
 		victim []byte      // what the planted symlink points at; nil: nothing
 		mode   fs.FileMode // the victim's mode
 	}{
-		{"symlink planted at the target replaced, not followed", []byte("precious\n"), 0o600},
-		{"symlink to a 0644 file with the same bytes replaced", data, 0o644},
-		{"dangling symlink at the target replaced", nil, 0},
+		{name: "symlink planted at the target replaced, not followed", victim: []byte("precious\n"), mode: 0o600},
+		{name: "symlink to a 0644 file with the same bytes replaced", victim: data, mode: 0o644},
+		{name: "dangling symlink at the target replaced", mode: 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -362,18 +362,18 @@ func TestWriteAtomic(t *testing.T) {
 		list  string // the folder to check for temporary files
 		keep  []string
 	}{
-		{"target is a folder", func(t *testing.T, dir string) string {
+		{name: "target is a folder", setup: func(t *testing.T, dir string) string {
 			writeFile(t, filepath.Join(dir, "ca.pem", "inside"), other)
 			return filepath.Join(dir, "ca.pem")
-		}, "file exists", ".", []string{"ca.pem"}},
-		{"parent is a regular file", func(t *testing.T, dir string) string {
+		}, cause: "file exists", list: ".", keep: []string{"ca.pem"}},
+		{name: "parent is a regular file", setup: func(t *testing.T, dir string) string {
 			writeFile(t, filepath.Join(dir, "tmp"), other)
 			return filepath.Join(dir, "tmp", "kai", "ca.pem")
-		}, "not a directory", ".", []string{"tmp"}},
-		{"parent is a regular file, one level", func(t *testing.T, dir string) string {
+		}, cause: "not a directory", list: ".", keep: []string{"tmp"}},
+		{name: "parent is a regular file, one level", setup: func(t *testing.T, dir string) string {
 			writeFile(t, filepath.Join(dir, "tmp"), other)
 			return filepath.Join(dir, "tmp", "ca.pem")
-		}, "not a directory", ".", []string{"tmp"}},
+		}, cause: "not a directory", list: ".", keep: []string{"tmp"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -826,10 +826,10 @@ func BenchmarkParseCertFile(b *testing.B) {
 		data []byte
 		want int
 	}{
-		{"PEM-1", one.PEM(), 1},
-		{"DER-1", one.DER(), 1},
-		{"PEM-10", ten, 10},
-		{"key+PEM-1", concat(rsaKeyPEM(key), one.PEM()), 1},
+		{name: "PEM-1", data: one.PEM(), want: 1},
+		{name: "DER-1", data: one.DER(), want: 1},
+		{name: "PEM-10", data: ten, want: 10},
+		{name: "key+PEM-1", data: concat(rsaKeyPEM(key), one.PEM()), want: 1},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bc.data)))

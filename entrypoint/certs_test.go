@@ -571,29 +571,29 @@ func TestCheckCert(t *testing.T) {
 		cert *testCert
 		want []CertIssue
 	}{
-		{"normal CA", ca, nil},
-		{"intermediate CA", genIntermediate(t, "check inter", ca), nil},
-		{"expires in 31 days", genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(31 * day)}), nil},
-		{"expired", genCert(t, certSpec{CN: "x", CA: true, NotBefore: t0.Add(-400 * day), NotAfter: t0.Add(-2 * day)}),
-			[]CertIssue{{true, "expired on " + date(t0.Add(-2*day)) + " (still included)"}}},
-		{"not yet valid", genCert(t, certSpec{CN: "x", CA: true, NotBefore: t0.Add(3 * day), NotAfter: t0.Add(400 * day)}),
-			[]CertIssue{{true, "not valid before " + t0.Add(3*day).UTC().Format(time.DateTime) + " UTC (still included)"}}},
-		{"expires in 10 days", genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(10 * day)}),
-			[]CertIssue{{true, "expires in 10 days, on " + date(t0.Add(10*day))}}},
-		{"expires in 29 days", genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(29*day + time.Hour)}),
-			[]CertIssue{{true, "expires in 29 days, on " + date(t0.Add(29*day+time.Hour))}}},
-		{"expires in an hour", genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(time.Hour)}),
-			[]CertIssue{{true, "expires in 0 days, on " + date(t0.Add(time.Hour))}}},
-		{"self-signed, not a CA", genSelfSignedLeaf(t, "pinned.example"),
-			[]CertIssue{{false, noteSelfSigned}}},
-		{"not a CA, not self-signed", genLeaf(t, "server.example", ca),
-			[]CertIssue{{true, warnNotCA}}},
-		{"not a CA, issuer name equals subject but another key signed it", genCert(t, certSpec{CN: "same name", Parent: sameName}),
-			[]CertIssue{{true, warnNotCA}}},
-		{"expired self-signed server certificate", genCert(t, certSpec{CN: "old.example", NotBefore: t0.Add(-400 * day), NotAfter: t0.Add(-day)}),
-			[]CertIssue{{true, "expired on " + date(t0.Add(-day)) + " (still included)"}, {false, noteSelfSigned}}},
-		{"expiring leaf", genCert(t, certSpec{CN: "soon.example", NotAfter: t0.Add(10 * day), Parent: ca}),
-			[]CertIssue{{true, "expires in 10 days, on " + date(t0.Add(10*day))}, {true, warnNotCA}}},
+		{name: "normal CA", cert: ca},
+		{name: "intermediate CA", cert: genIntermediate(t, "check inter", ca)},
+		{name: "expires in 31 days", cert: genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(31 * day)})},
+		{name: "expired", cert: genCert(t, certSpec{CN: "x", CA: true, NotBefore: t0.Add(-400 * day), NotAfter: t0.Add(-2 * day)}),
+			want: []CertIssue{{true, "expired on " + date(t0.Add(-2*day)) + " (still included)"}}},
+		{name: "not yet valid", cert: genCert(t, certSpec{CN: "x", CA: true, NotBefore: t0.Add(3 * day), NotAfter: t0.Add(400 * day)}),
+			want: []CertIssue{{true, "not valid before " + t0.Add(3*day).UTC().Format(time.DateTime) + " UTC (still included)"}}},
+		{name: "expires in 10 days", cert: genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(10 * day)}),
+			want: []CertIssue{{true, "expires in 10 days, on " + date(t0.Add(10*day))}}},
+		{name: "expires in 29 days", cert: genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(29*day + time.Hour)}),
+			want: []CertIssue{{true, "expires in 29 days, on " + date(t0.Add(29*day+time.Hour))}}},
+		{name: "expires in an hour", cert: genCert(t, certSpec{CN: "x", CA: true, NotAfter: t0.Add(time.Hour)}),
+			want: []CertIssue{{true, "expires in 0 days, on " + date(t0.Add(time.Hour))}}},
+		{name: "self-signed, not a CA", cert: genSelfSignedLeaf(t, "pinned.example"),
+			want: []CertIssue{{false, noteSelfSigned}}},
+		{name: "not a CA, not self-signed", cert: genLeaf(t, "server.example", ca),
+			want: []CertIssue{{true, warnNotCA}}},
+		{name: "not a CA, issuer name equals subject but another key signed it", cert: genCert(t, certSpec{CN: "same name", Parent: sameName}),
+			want: []CertIssue{{true, warnNotCA}}},
+		{name: "expired self-signed server certificate", cert: genCert(t, certSpec{CN: "old.example", NotBefore: t0.Add(-400 * day), NotAfter: t0.Add(-day)}),
+			want: []CertIssue{{true, "expired on " + date(t0.Add(-day)) + " (still included)"}, {false, noteSelfSigned}}},
+		{name: "expiring leaf", cert: genCert(t, certSpec{CN: "soon.example", NotAfter: t0.Add(10 * day), Parent: ca}),
+			want: []CertIssue{{true, "expires in 10 days, on " + date(t0.Add(10*day))}, {true, warnNotCA}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -616,12 +616,12 @@ func TestCheckCert_Helpers(t *testing.T) {
 		cert *testCert
 		want string // substring of the only issue; "" for none
 	}{
-		{"genCA", genCA(t, "h"), ""},
-		{"genExpired", genExpired(t, "h"), "expired on"},
-		{"genNotYetValid", genNotYetValid(t, "h"), "not valid before"},
-		{"genExpiring 10 days", genExpiring(t, "h", 10*24*time.Hour), "expires in 10 days"},
-		{"genSelfSignedLeaf", genSelfSignedLeaf(t, "h"), "not a CA but self-signed"},
-		{"genLeaf", genLeaf(t, "h", genCA(t, "i")), "not a CA and not self-signed"},
+		{name: "genCA", cert: genCA(t, "h")},
+		{name: "genExpired", cert: genExpired(t, "h"), want: "expired on"},
+		{name: "genNotYetValid", cert: genNotYetValid(t, "h"), want: "not valid before"},
+		{name: "genExpiring 10 days", cert: genExpiring(t, "h", 10*24*time.Hour), want: "expires in 10 days"},
+		{name: "genSelfSignedLeaf", cert: genSelfSignedLeaf(t, "h"), want: "not a CA but self-signed"},
+		{name: "genLeaf", cert: genLeaf(t, "h", genCA(t, "i")), want: "not a CA and not self-signed"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := checkCert(tt.cert.Cert, now)

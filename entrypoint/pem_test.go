@@ -30,102 +30,102 @@ func TestScanPEM(t *testing.T) {
 		want     []wantBlock
 		sawBegin bool
 	}{
-		{"empty", nil, nil, false},
-		{"README text", []byte("Put the company CA here.\nSee the wiki.\n"), nil, false},
-		{"BEGIN without closing dashes is text", concat([]byte("-----BEGIN CERTIFICATE\n"), p1), []wantBlock{
+		{name: "empty", sawBegin: false},
+		{name: "README text", data: []byte("Put the company CA here.\nSee the wiki.\n"), sawBegin: false},
+		{name: "BEGIN without closing dashes is text", data: concat([]byte("-----BEGIN CERTIFICATE\n"), p1), want: []wantBlock{
 			{"CERTIFICATE", 2, ca1.DER(), ""},
-		}, true},
-		{"one block", p1, []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, true},
-		{"two blocks", concat(p1, p2), []wantBlock{
+		}, sawBegin: true},
+		{name: "one block", data: p1, want: []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, sawBegin: true},
+		{name: "two blocks", data: concat(p1, p2), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
-		}, true},
-		{"UTF-8 BOM before the first block", concat([]byte("\xef\xbb\xbf"), p1, p2), []wantBlock{
+		}, sawBegin: true},
+		{name: "UTF-8 BOM before the first block", data: concat([]byte("\xef\xbb\xbf"), p1, p2), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
-		}, true},
-		{"CRLF line ends", crlf(concat(p1, p2)), []wantBlock{
+		}, sawBegin: true},
+		{name: "CRLF line ends", data: crlf(concat(p1, p2)), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
-		}, true},
-		{"BOM and CRLF", concat([]byte("\xef\xbb\xbf"), crlf(p1)), []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, true},
-		{"text between and around blocks (Bag Attributes, comments)", concat(
+		}, sawBegin: true},
+		{name: "BOM and CRLF", data: concat([]byte("\xef\xbb\xbf"), crlf(p1)), want: []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, sawBegin: true},
+		{name: "text between and around blocks (Bag Attributes, comments)", data: concat(
 			[]byte("# corporate roots\nBag Attributes\n    localKeyID: 01 02 03\nsubject=/CN=scan one\n"), p1,
-			[]byte("\n\n# the second one: 2 > 1 -- see ticket\n"), p2, []byte("trailing words\n")), []wantBlock{
+			[]byte("\n\n# the second one: 2 > 1 -- see ticket\n"), p2, []byte("trailing words\n")), want: []wantBlock{
 			{"CERTIFICATE", 5, ca1.DER(), ""},
 			{"CERTIFICATE", 5 + lines(p1) + 3, ca2.DER(), ""},
-		}, true},
-		{"missing final newline", concat(p1, bytes.TrimSuffix(p2, []byte("\n"))), []wantBlock{
+		}, sawBegin: true},
+		{name: "missing final newline", data: concat(p1, bytes.TrimSuffix(p2, []byte("\n"))), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
-		}, true},
-		{"two files concatenated without a newline", concat(bytes.TrimSuffix(p1, []byte("\n")), p2), []wantBlock{
+		}, sawBegin: true},
+		{name: "two files concatenated without a newline", data: concat(bytes.TrimSuffix(p1, []byte("\n")), p2), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", lines(p1), ca2.DER(), ""},
-		}, true},
-		{"three files concatenated, CRLF, no final newline", bytes.TrimSuffix(crlf(concat(
-			bytes.TrimSuffix(p1, []byte("\n")), bytes.TrimSuffix(p2, []byte("\n")), p1)), []byte("\r\n")), []wantBlock{
+		}, sawBegin: true},
+		{name: "three files concatenated, CRLF, no final newline", data: bytes.TrimSuffix(crlf(concat(
+			bytes.TrimSuffix(p1, []byte("\n")), bytes.TrimSuffix(p2, []byte("\n")), p1)), []byte("\r\n")), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", lines(p1), ca2.DER(), ""},
 			{"CERTIFICATE", lines(p1) + lines(p2) - 1, ca1.DER(), ""},
-		}, true},
-		{"trailing blanks on every line", bytes.ReplaceAll(p1, []byte("\n"), []byte(" \t\n")), []wantBlock{
+		}, sawBegin: true},
+		{name: "trailing blanks on every line", data: bytes.ReplaceAll(p1, []byte("\n"), []byte(" \t\n")), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
-		}, true},
+		}, sawBegin: true},
 		// OpenSSL reads no block there either: its BEGIN line must end in "-----".
-		{"one-line block is text", []byte("-----BEGIN CERTIFICATE-----" + b64(ca1.DER()) + "-----END CERTIFICATE-----"), nil, false},
-		{"README quoting the markers in a sentence", []byte("Paste the CA between -----BEGIN CERTIFICATE----- and\n" +
+		{name: "one-line block is text", data: []byte("-----BEGIN CERTIFICATE-----" + b64(ca1.DER()) + "-----END CERTIFICATE-----"), sawBegin: false},
+		{name: "README quoting the markers in a sentence", data: []byte("Paste the CA between -----BEGIN CERTIFICATE----- and\n" +
 			"-----END CERTIFICATE----- lines; a line like -----BEGIN CERTIFICATE----- x is text too.\n" +
-			"-----BEGIN CERTIFICATE----- starts it.\n"), nil, false},
-		{"text after the BEGIN marker's dashes", concat([]byte("-----BEGIN CERTIFICATE----- (the corporate CA)\n"), p1), []wantBlock{
+			"-----BEGIN CERTIFICATE----- starts it.\n"), sawBegin: false},
+		{name: "text after the BEGIN marker's dashes", data: concat([]byte("-----BEGIN CERTIFICATE----- (the corporate CA)\n"), p1), want: []wantBlock{
 			{"CERTIFICATE", 2, ca1.DER(), ""},
-		}, true},
-		{"blanks before the BEGIN marker", concat([]byte("  \t"), p1), []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, true},
-		{"private key is not decoded", concat(key, p1), []wantBlock{
+		}, sawBegin: true},
+		{name: "blanks before the BEGIN marker", data: concat([]byte("  \t"), p1), want: []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, sawBegin: true},
+		{name: "private key is not decoded", data: concat(key, p1), want: []wantBlock{
 			{"EC PRIVATE KEY", 1, nil, ""},
 			{"CERTIFICATE", 1 + lines(key), ca1.DER(), ""},
-		}, true},
-		{"RFC 1421 headers are skipped", concat([]byte("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n"),
-			[]byte(b64(ca1.DER())+"\n-----END CERTIFICATE-----\n")), []wantBlock{
+		}, sawBegin: true},
+		{name: "RFC 1421 headers are skipped", data: concat([]byte("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n"),
+			[]byte(b64(ca1.DER())+"\n-----END CERTIFICATE-----\n")), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
-		}, true},
-		{"TRUSTED CERTIFICATE keeps the whole body", trustedPEM(ca1), []wantBlock{
+		}, sawBegin: true},
+		{name: "TRUSTED CERTIFICATE keeps the whole body", data: trustedPEM(ca1), want: []wantBlock{
 			{"TRUSTED CERTIFICATE", 1, concat(ca1.DER(), trustTrailer), ""},
-		}, true},
-		{"bad base64", concat(p1, badB64), []wantBlock{
+		}, sawBegin: true},
+		{name: "bad base64", data: concat(p1, badB64), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), nil, "invalid base64"},
-		}, true},
-		{"empty body", []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), []wantBlock{
+		}, sawBegin: true},
+		{name: "empty body", data: []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), want: []wantBlock{
 			{"CERTIFICATE", 1, nil, "invalid base64"},
-		}, true},
-		{"no END line", concat(p1, bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n")), []wantBlock{
+		}, sawBegin: true},
+		{name: "no END line", data: concat(p1, bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n")), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), nil, "no END line"},
-		}, true},
-		{"unterminated key before a certificate", concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), p1), []wantBlock{
+		}, sawBegin: true},
+		{name: "unterminated key before a certificate", data: concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), p1), want: []wantBlock{
 			{"RSA PRIVATE KEY", 1, nil, "no END line"},
 			{"CERTIFICATE", 3, ca1.DER(), ""},
-		}, true},
-		{"unterminated certificate before another", concat(bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n"), p1), []wantBlock{
+		}, sawBegin: true},
+		{name: "unterminated certificate before another", data: concat(bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n"), p1), want: []wantBlock{
 			{"CERTIFICATE", 1, nil, "no END line"},
 			{"CERTIFICATE", 3, ca1.DER(), ""},
-		}, true},
-		{"unterminated block, BEGIN later on the line", concat([]byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI"), p1), []wantBlock{
+		}, sawBegin: true},
+		{name: "unterminated block, BEGIN later on the line", data: concat([]byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI"), p1), want: []wantBlock{
 			{"EC PRIVATE KEY", 1, nil, "no END line"},
 			{"CERTIFICATE", 2, ca1.DER(), ""},
-		}, true},
-		{"unterminated block before a one-line block, which is text", concat([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n"),
-			[]byte("-----BEGIN CERTIFICATE-----"+b64(ca1.DER())+"-----END CERTIFICATE-----\n"), p2), []wantBlock{
+		}, sawBegin: true},
+		{name: "unterminated block before a one-line block, which is text", data: concat([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n"),
+			[]byte("-----BEGIN CERTIFICATE-----"+b64(ca1.DER())+"-----END CERTIFICATE-----\n"), p2), want: []wantBlock{
 			{"CERTIFICATE", 1, nil, "no END line"},
 			{"CERTIFICATE", 4, ca2.DER(), ""},
-		}, true},
-		{"END of another type", []byte("-----BEGIN CERTIFICATE-----\n" + b64(ca1.DER()) + "\n-----END X509 CRL-----\n"), []wantBlock{
+		}, sawBegin: true},
+		{name: "END of another type", data: []byte("-----BEGIN CERTIFICATE-----\n" + b64(ca1.DER()) + "\n-----END X509 CRL-----\n"), want: []wantBlock{
 			{"CERTIFICATE", 1, nil, `END line says "X509 CRL"`},
-		}, true},
-		{"malformed END line", []byte("-----BEGIN CERTIFICATE-----\n" + b64(ca1.DER()) + "\n-----END CERTIFICATE\n"), []wantBlock{
+		}, sawBegin: true},
+		{name: "malformed END line", data: []byte("-----BEGIN CERTIFICATE-----\n" + b64(ca1.DER()) + "\n-----END CERTIFICATE\n"), want: []wantBlock{
 			{"CERTIFICATE", 1, nil, "malformed END line"},
-		}, true},
+		}, sawBegin: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -152,17 +152,17 @@ func TestValidate_TrimsProxyValues(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"http://u:pw@h:1", "http://xxxxx@h:1"},
-		{"u:pw@h:1", "xxxxx@h:1"},
-		{"http://u:p/w?@h:1", "http://xxxxx@h:1"},
-		{"http://u:p@w@h:1", "http://xxxxx@h:1"},
-		{"http://h:1", "http://h:1"},
-		{"http://TOKEN@h:1", "http://xxxxx@h:1"},
-		{"HTTP+x-y.z://u:pw@h", "HTTP+x-y.z://xxxxx@h"},
-		{"u:pa://ss@h:1", "xxxxx@h:1"},
+		{in: "http://u:pw@h:1", want: "http://xxxxx@h:1"},
+		{in: "u:pw@h:1", want: "xxxxx@h:1"},
+		{in: "http://u:p/w?@h:1", want: "http://xxxxx@h:1"},
+		{in: "http://u:p@w@h:1", want: "http://xxxxx@h:1"},
+		{in: "http://h:1", want: "http://h:1"},
+		{in: "http://TOKEN@h:1", want: "http://xxxxx@h:1"},
+		{in: "HTTP+x-y.z://u:pw@h", want: "HTTP+x-y.z://xxxxx@h"},
+		{in: "u:pa://ss@h:1", want: "xxxxx@h:1"},
 		// An @ after a slash may end a password holding an unencoded /: hiding
 		// too much is the safe side.
-		{"http://h:1/a@b", "http://xxxxx@b"},
+		{in: "http://h:1/a@b", want: "http://xxxxx@b"},
 	}
 	for _, tt := range tests {
 		if got := RedactURL(tt.in); got != tt.want {

@@ -491,13 +491,13 @@ func TestRunCommandErrors(t *testing.T) {
 		wantPath        string
 		wantCode        int
 	}{
-		{"found on PATH", "tool", "/nonexistent:" + dir, dir + "/tool", 0},
-		{"absolute", dir + "/tool", "", dir + "/tool", 0},
-		{"not found", "no-such-tool", dir, "", ExitNotFound},
-		{"missing absolute", dir + "/missing", dir, "", ExitNotFound},
-		{"not executable", "noexec", dir, "", ExitNotExecutable},
-		{"a directory", dir, dir, "", ExitNotExecutable},
-		{"empty PATH entry is the working directory", "tool", "/nonexistent:", "tool", 0},
+		{name: "found on PATH", cmd: "tool", path: "/nonexistent:" + dir, wantPath: dir + "/tool", wantCode: 0},
+		{name: "absolute", cmd: dir + "/tool", wantPath: dir + "/tool", wantCode: 0},
+		{name: "not found", cmd: "no-such-tool", path: dir, wantCode: ExitNotFound},
+		{name: "missing absolute", cmd: dir + "/missing", path: dir, wantCode: ExitNotFound},
+		{name: "not executable", cmd: "noexec", path: dir, wantCode: ExitNotExecutable},
+		{name: "a directory", cmd: dir, path: dir, wantCode: ExitNotExecutable},
+		{name: "empty PATH entry is the working directory", cmd: "tool", path: "/nonexistent:", wantPath: "tool", wantCode: 0},
 	}
 	t.Chdir(dir)
 	for _, tt := range tests {

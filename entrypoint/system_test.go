@@ -55,25 +55,25 @@ func TestFindSystemBundle(t *testing.T) {
 		want     string
 		warnings []string
 	}{
-		{"no SSL_CERT_FILE: first existing well-known file", nil, bundle, []string{missing, sysA, sysB}, sysA, nil},
-		{"well-known list skips a folder", nil, bundle, []string{filepath.Join(dir, "etc", "folder.crt"), sysB}, sysB, nil},
-		{"empty SSL_CERT_FILE counts as unset", []string{"SSL_CERT_FILE="}, bundle, []string{sysA}, sysA, nil},
-		{"inherited SSL_CERT_FILE", []string{"SSL_CERT_FILE=" + custom}, bundle, []string{sysA}, custom, nil},
-		{"inherited SSL_CERT_FILE is a symlink to another file", []string{"SSL_CERT_FILE=" + filepath.Join(dir, "link-to-custom.pem")},
-			bundle, []string{sysA}, filepath.Join(dir, "link-to-custom.pem"), nil},
-		{"first of duplicate SSL_CERT_FILE wins", []string{"SSL_CERT_FILE=" + custom, "SSL_CERT_FILE=" + bundle}, bundle, []string{sysA}, custom, nil},
-		{"SSL_CERT_FILE is our own bundle", []string{"SSL_CERT_FILE=" + bundle}, bundle, []string{missing, sysB}, sysB, nil},
-		{"SSL_CERT_FILE is our own bundle, unclean path", []string{"SSL_CERT_FILE=" + dir + "/out/./../out//ca-bundle.pem"}, bundle, []string{sysA}, sysA, nil},
-		{"SSL_CERT_FILE is a symlink to our own bundle", []string{"SSL_CERT_FILE=" + filepath.Join(dir, "link-to-bundle.pem")}, bundle, []string{sysA}, sysA, nil},
-		{"SSL_CERT_FILE reaches our own bundle through a symlinked folder", []string{"SSL_CERT_FILE=" + filepath.Join(dir, "out-link", "ca-bundle.pem")}, bundle, []string{sysA}, sysA, nil},
-		{"KAI_CA_BUNDLE is a symlink to SSL_CERT_FILE", []string{"SSL_CERT_FILE=" + bundle}, filepath.Join(dir, "link-to-bundle.pem"), []string{sysA}, sysA, nil},
-		{"SSL_CERT_FILE is our bundle, not written yet", []string{"SSL_CERT_FILE=" + notYet}, notYet, []string{sysA}, sysA, nil},
-		{"SSL_CERT_FILE is our bundle and nothing else exists", []string{"SSL_CERT_FILE=" + bundle}, bundle, []string{missing}, "", nil},
-		{"SSL_CERT_FILE missing", []string{"SSL_CERT_FILE=" + missing}, bundle, []string{sysA}, sysA, []string{notFile(missing)}},
-		{"SSL_CERT_FILE is a folder", []string{"SSL_CERT_FILE=" + dir}, bundle, []string{sysA}, sysA, []string{notFile(dir)}},
-		{"SSL_CERT_FILE missing and nothing else", []string{"SSL_CERT_FILE=" + missing}, bundle, []string{missing}, "", []string{notFile(missing)}},
-		{"nothing found", nil, bundle, []string{missing, filepath.Join(dir, "etc", "folder.crt")}, "", nil},
-		{"empty list", nil, bundle, nil, "", nil},
+		{name: "no SSL_CERT_FILE: first existing well-known file", bundle: bundle, files: []string{missing, sysA, sysB}, want: sysA},
+		{name: "well-known list skips a folder", bundle: bundle, files: []string{filepath.Join(dir, "etc", "folder.crt"), sysB}, want: sysB},
+		{name: "empty SSL_CERT_FILE counts as unset", env: []string{"SSL_CERT_FILE="}, bundle: bundle, files: []string{sysA}, want: sysA},
+		{name: "inherited SSL_CERT_FILE", env: []string{"SSL_CERT_FILE=" + custom}, bundle: bundle, files: []string{sysA}, want: custom},
+		{name: "inherited SSL_CERT_FILE is a symlink to another file", env: []string{"SSL_CERT_FILE=" + filepath.Join(dir, "link-to-custom.pem")},
+			bundle: bundle, files: []string{sysA}, want: filepath.Join(dir, "link-to-custom.pem")},
+		{name: "first of duplicate SSL_CERT_FILE wins", env: []string{"SSL_CERT_FILE=" + custom, "SSL_CERT_FILE=" + bundle}, bundle: bundle, files: []string{sysA}, want: custom},
+		{name: "SSL_CERT_FILE is our own bundle", env: []string{"SSL_CERT_FILE=" + bundle}, bundle: bundle, files: []string{missing, sysB}, want: sysB},
+		{name: "SSL_CERT_FILE is our own bundle, unclean path", env: []string{"SSL_CERT_FILE=" + dir + "/out/./../out//ca-bundle.pem"}, bundle: bundle, files: []string{sysA}, want: sysA},
+		{name: "SSL_CERT_FILE is a symlink to our own bundle", env: []string{"SSL_CERT_FILE=" + filepath.Join(dir, "link-to-bundle.pem")}, bundle: bundle, files: []string{sysA}, want: sysA},
+		{name: "SSL_CERT_FILE reaches our own bundle through a symlinked folder", env: []string{"SSL_CERT_FILE=" + filepath.Join(dir, "out-link", "ca-bundle.pem")}, bundle: bundle, files: []string{sysA}, want: sysA},
+		{name: "KAI_CA_BUNDLE is a symlink to SSL_CERT_FILE", env: []string{"SSL_CERT_FILE=" + bundle}, bundle: filepath.Join(dir, "link-to-bundle.pem"), files: []string{sysA}, want: sysA},
+		{name: "SSL_CERT_FILE is our bundle, not written yet", env: []string{"SSL_CERT_FILE=" + notYet}, bundle: notYet, files: []string{sysA}, want: sysA},
+		{name: "SSL_CERT_FILE is our bundle and nothing else exists", env: []string{"SSL_CERT_FILE=" + bundle}, bundle: bundle, files: []string{missing}},
+		{name: "SSL_CERT_FILE missing", env: []string{"SSL_CERT_FILE=" + missing}, bundle: bundle, files: []string{sysA}, want: sysA, warnings: []string{notFile(missing)}},
+		{name: "SSL_CERT_FILE is a folder", env: []string{"SSL_CERT_FILE=" + dir}, bundle: bundle, files: []string{sysA}, want: sysA, warnings: []string{notFile(dir)}},
+		{name: "SSL_CERT_FILE missing and nothing else", env: []string{"SSL_CERT_FILE=" + missing}, bundle: bundle, files: []string{missing}, warnings: []string{notFile(missing)}},
+		{name: "nothing found", bundle: bundle, files: []string{missing, filepath.Join(dir, "etc", "folder.crt")}},
+		{name: "empty list", bundle: bundle},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,24 +142,24 @@ func TestReadSystemRoots(t *testing.T) {
 		want     []*testCert
 		warnings func(path string, data []byte) []string
 	}{
-		{"clean bundle", concat(s1.PEM(), s2.PEM()), []*testCert{s1, s2}, nil},
-		{"empty file", nil, nil, func(path string, _ []byte) []string { return []string{noCert(path)} }},
-		{"no certificate block", concat([]byte("# no roots\n"), crl, ecKeyPEM(t, s1.Key)), nil,
-			func(path string, _ []byte) []string { return []string{noCert(path)} }},
-		{"valid base64 that is not a certificate dropped with a warning: a key, a truncated and a padded certificate",
-			concat(s1.PEM(), notCerts, s2.PEM()), []*testCert{s1, s2}, func(path string, data []byte) []string {
+		{name: "clean bundle", data: concat(s1.PEM(), s2.PEM()), want: []*testCert{s1, s2}},
+		{name: "empty file", warnings: func(path string, _ []byte) []string { return []string{noCert(path)} }},
+		{name: "no certificate block", data: concat([]byte("# no roots\n"), crl, ecKeyPEM(t, s1.Key)),
+			warnings: func(path string, _ []byte) []string { return []string{noCert(path)} }},
+		{name: "valid base64 that is not a certificate dropped with a warning: a key, a truncated and a padded certificate",
+			data: concat(s1.PEM(), notCerts, s2.PEM()), want: []*testCert{s1, s2}, warnings: func(path string, data []byte) []string {
 				return []string{
 					fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 2)),
 					fmt.Sprintf("system bundle %s: block 3 (CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 3)),
 					fmt.Sprintf("system bundle %s: block 4 (CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 4)),
 				}
 			}},
-		{"TRUSTED CERTIFICATE around something else dropped with a warning",
-			concat(s1.PEM(), []byte("-----BEGIN TRUSTED CERTIFICATE-----\n"+b64(concat(keyDER.Bytes, trustTrailer))+"\n-----END TRUSTED CERTIFICATE-----\n")),
-			[]*testCert{s1}, func(path string, data []byte) []string {
+		{name: "TRUSTED CERTIFICATE around something else dropped with a warning",
+			data: concat(s1.PEM(), []byte("-----BEGIN TRUSTED CERTIFICATE-----\n"+b64(concat(keyDER.Bytes, trustTrailer))+"\n-----END TRUSTED CERTIFICATE-----\n")),
+			want: []*testCert{s1}, warnings: func(path string, data []byte) []string {
 				return []string{fmt.Sprintf("system bundle %s: block 2 (TRUSTED CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 2))}
 			}},
-		{"nothing but blocks that are not certificates", notCerts, nil, func(path string, data []byte) []string {
+		{name: "nothing but blocks that are not certificates", data: notCerts, warnings: func(path string, data []byte) []string {
 			return []string{
 				fmt.Sprintf("system bundle %s: block 1 (CERTIFICATE, line 1) is not a certificate, dropped", path),
 				fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 2)),
@@ -167,26 +167,26 @@ func TestReadSystemRoots(t *testing.T) {
 				noCert(path),
 			}
 		}},
-		{"messy framing: BOM, comments, CRLF, concatenated, no final newline",
-			concat([]byte("\xef\xbb\xbf# RHEL-style header\r\n\r\n"), crlf(s1.PEM()), []byte("# sys 2\n"),
+		{name: "messy framing: BOM, comments, CRLF, concatenated, no final newline",
+			data: concat([]byte("\xef\xbb\xbf# RHEL-style header\r\n\r\n"), crlf(s1.PEM()), []byte("# sys 2\n"),
 				trim(s2.PEM()), trim(trustedPEM(s3)), crlf(trim(s4.PEM()))),
-			[]*testCert{s1, s2, s3, s4}, nil},
-		{"duplicates dropped silently, first kept", concat(s1.PEM(), s2.PEM(), s1.PEM(), trustedPEM(s2), s3.PEM()),
-			[]*testCert{s1, s2, s3}, nil},
-		{"other blocks skipped", concat(crl, s1.PEM(), ecKeyPEM(t, s1.Key), s2.PEM()), []*testCert{s1, s2}, nil},
-		{"broken base64 dropped with a warning", concat(s1.PEM(), badB64, s2.PEM(), badTrusted),
-			[]*testCert{s1, s2}, func(path string, data []byte) []string {
+			want: []*testCert{s1, s2, s3, s4}},
+		{name: "duplicates dropped silently, first kept", data: concat(s1.PEM(), s2.PEM(), s1.PEM(), trustedPEM(s2), s3.PEM()),
+			want: []*testCert{s1, s2, s3}},
+		{name: "other blocks skipped", data: concat(crl, s1.PEM(), ecKeyPEM(t, s1.Key), s2.PEM()), want: []*testCert{s1, s2}},
+		{name: "broken base64 dropped with a warning", data: concat(s1.PEM(), badB64, s2.PEM(), badTrusted),
+			want: []*testCert{s1, s2}, warnings: func(path string, data []byte) []string {
 				return []string{
 					fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 2)),
 					fmt.Sprintf("system bundle %s: block 4 (TRUSTED CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 4)),
 				}
 			}},
-		{"unterminated block in the middle dropped, the next kept", concat(s1.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n"), s2.PEM()),
-			[]*testCert{s1, s2}, func(path string, data []byte) []string {
+		{name: "unterminated block in the middle dropped, the next kept", data: concat(s1.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n"), s2.PEM()),
+			want: []*testCert{s1, s2}, warnings: func(path string, data []byte) []string {
 				return []string{fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 2))}
 			}},
-		{"unterminated last block dropped with a warning", concat(s1.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")),
-			[]*testCert{s1}, func(path string, data []byte) []string {
+		{name: "unterminated last block dropped with a warning", data: concat(s1.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")),
+			want: []*testCert{s1}, warnings: func(path string, data []byte) []string {
 				return []string{fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 2))}
 			}},
 	}
@@ -240,9 +240,9 @@ func TestReadSystemRoots_Unreadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct{ name, path, want string }{
-		{"missing", filepath.Join(dir, "nope.crt"), "reading system bundle " + filepath.Join(dir, "nope.crt") + ": no such file or directory"},
-		{"folder", dir, "reading system bundle " + dir + ": is a directory"},
-		{"larger than the limit", huge, fmt.Sprintf("system bundle %s: %d bytes, larger than the 16 MiB a CA bundle may have", huge, maxSystemBundleSize+1)},
+		{name: "missing", path: filepath.Join(dir, "nope.crt"), want: "reading system bundle " + filepath.Join(dir, "nope.crt") + ": no such file or directory"},
+		{name: "folder", path: dir, want: "reading system bundle " + dir + ": is a directory"},
+		{name: "larger than the limit", path: huge, want: fmt.Sprintf("system bundle %s: %d bytes, larger than the 16 MiB a CA bundle may have", huge, maxSystemBundleSize+1)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := readSystemRoots(tt.path)
@@ -345,10 +345,10 @@ func TestRun_SystemBundle(t *testing.T) {
 		name string
 		c    runCase
 	}{
-		{"bundle without a certificate", runCase{env: map[string]string{"SSL_CERT_FILE": "$DIR/empty.crt", "KAI_CERT_DIRS": "$DIR/certs"},
+		{name: "bundle without a certificate", c: runCase{env: map[string]string{"SSL_CERT_FILE": "$DIR/empty.crt", "KAI_CERT_DIRS": "$DIR/certs"},
 			files:    map[string]string{"empty.crt": "# no roots here\n", "certs/ca.pem": "<ca>"},
 			wantWarn: []string{"system bundle $DIR/empty.crt holds no certificate: the bundle will have no system roots"}}},
-		{"bundle over the size limit", runCase{env: map[string]string{"SSL_CERT_FILE": huge, "KAI_CERT_DIRS": "$DIR/certs"},
+		{name: "bundle over the size limit", c: runCase{env: map[string]string{"SSL_CERT_FILE": huge, "KAI_CERT_DIRS": "$DIR/certs"},
 			files:   map[string]string{"certs/ca.pem": "<ca>"},
 			wantErr: []string{fmt.Sprintf("system bundle %s: %d bytes, larger than the 16 MiB a CA bundle may have", huge, maxSystemBundleSize+1)}}},
 	} {

@@ -138,7 +138,7 @@ func setupPodman(t *testing.T) *engine {
 		t.Fatal(err)
 	}
 	netavarkBefore := netavarkChains(t)
-	for _, f := range []struct{ name, text string }{{"containers.conf", podmanConf}, {"storage.conf", podmanStorage}} {
+	for _, f := range []struct{ name, text string }{{name: "containers.conf", text: podmanConf}, {name: "storage.conf", text: podmanStorage}} {
 		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(fmt.Sprintf(f.text, dir)), 0o644); err != nil {
 			t.Fatal(err)
 		}
