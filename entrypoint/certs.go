@@ -195,18 +195,8 @@ func parseCertFile(path string, data []byte) (certs []Cert, warnings []string, e
 			errs = append(errs, fmt.Errorf("%s: %s: %v", path, b.Pos(), err))
 			continue
 		}
-		for i, der := range ders {
-			where := b.Pos()
-			if isPKCS7Type(b.Type) {
-				where += fmt.Sprintf(": certificate %d", i+1)
-			}
-			c, err := readCert(path, where, b.Index, der)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			certs = append(certs, c)
-		}
+		cs, es := readCerts(path, b.Pos(), b.Index, ders, isPKCS7Type(b.Type))
+		certs, errs = append(certs, cs...), append(errs, es...)
 	}
 	return certs, warnings, errs
 }
@@ -224,6 +214,24 @@ func blockCerts(b pemBlock) ([][]byte, error) {
 	}
 	der, err := certDER(b)
 	return [][]byte{der}, err
+}
+
+// readCerts parses ders, found at where in the file path. With numbered
+// (the certificates of a PKCS#7 bundle) each is named by its number.
+func readCerts(path, where string, block int, ders [][]byte, numbered bool) (certs []Cert, errs []error) {
+	for i, der := range ders {
+		at := where
+		if numbered {
+			at += fmt.Sprintf(": certificate %d", i+1)
+		}
+		c, err := readCert(path, at, block, der)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		certs = append(certs, c)
+	}
+	return certs, errs
 }
 
 // readCert parses der, found at where in the file path.
@@ -276,14 +284,8 @@ func parseDER(path string, data []byte) (certs []Cert, errs []error) {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: PKCS#7 at byte %d: %v", path, off, err))
 		default:
-			for i, der := range ders {
-				c, err := readCert(path, fmt.Sprintf("PKCS#7 at byte %d: certificate %d", off, i+1), 0, der)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				certs = append(certs, c)
-			}
+			cs, es := readCerts(path, fmt.Sprintf("PKCS#7 at byte %d", off), 0, ders, true)
+			certs, errs = append(certs, cs...), append(errs, es...)
 		}
 	}
 }
