@@ -115,31 +115,19 @@ func checkBundlePath(path, sslCertFile string) error {
 	if !filepath.IsAbs(path) {
 		return nil
 	}
-	fi, statErr := os.Stat(path)
-	if base := filepath.Base(path); strings.HasSuffix(path, "/") || base == "." || base == ".." || (statErr == nil && fi.IsDir()) {
+	fi, err := os.Stat(path)
+	if base := filepath.Base(path); strings.HasSuffix(path, "/") || base == "." || base == ".." || (err == nil && fi.IsDir()) {
 		return fmt.Errorf("KAI_CA_BUNDLE=%q: names a folder, not a file: set it to a file path such as %s", path, DefaultCABundle)
-	}
-	// names is sameFile(path, f) with path's stat done once: a start
-	// before the bundle exists costs no stat of the files compared.
-	names := func(f string) bool {
-		if filepath.Clean(f) == filepath.Clean(path) {
-			return true
-		}
-		if statErr != nil {
-			return false
-		}
-		ffi, err := os.Stat(f)
-		return err == nil && os.SameFile(fi, ffi)
 	}
 	var errs *multierror.Error
 	system := false
 	for _, f := range certFiles {
-		if names(f) {
+		if sameFile(path, f) {
 			system = true
 			errs = multierror.Append(errs, fmt.Errorf("KAI_CA_BUNDLE=%q: is the system CA bundle %s, which the shim must not overwrite (its extra CAs would count as system roots at the next start); set it to a file of its own such as %s", path, f, DefaultCABundle))
 		}
 	}
-	if !system && sslCertFile != "" && names(sslCertFile) && isRegular(sslCertFile) && !writtenByShim(sslCertFile) {
+	if !system && sslCertFile != "" && sameFile(path, sslCertFile) && isRegular(sslCertFile) && !writtenByShim(sslCertFile) {
 		errs = multierror.Append(errs, fmt.Errorf("KAI_CA_BUNDLE=%q: is the inherited SSL_CERT_FILE=%q, a CA bundle kai-entrypoint did not write, which it must not overwrite (it is where the system roots come from); set KAI_CA_BUNDLE to a file of its own such as %s", path, sslCertFile, DefaultCABundle))
 	}
 	if err := checkFolder(filepath.Dir(path)); err != nil {

@@ -119,14 +119,17 @@ func isRegular(path string) bool {
 }
 
 // sameFile reports whether a and b name the same file, by path or, when
-// both exist, by identity.
+// both exist, by identity. b is not looked at when a does not exist.
 func sameFile(a, b string) bool {
 	if filepath.Clean(a) == filepath.Clean(b) {
 		return true
 	}
-	fa, errA := os.Stat(a)
-	fb, errB := os.Stat(b)
-	return errA == nil && errB == nil && os.SameFile(fa, fb)
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 var (
