@@ -98,11 +98,8 @@ func (s Settings) Validate(environ []string) (*Config, error) {
 	if len(c.CertSources) == 0 {
 		c.CertSources = []string{DefaultCertDir}
 	}
-	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, "KAI_CERT_DIRS="); ok && strings.TrimSpace(v) != "" {
-			c.CertExplicit = true
-		}
-	}
+	given, _ := inherited.Get("KAI_CERT_DIRS")
+	c.CertExplicit = strings.TrimSpace(given) != ""
 
 	c.CABundle = strings.TrimSpace(s.CABundle)
 	if c.CABundle == "" {
