@@ -45,50 +45,24 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	settings, _ := entrypoint.LoadSettings() // string fields only: cannot fail
-	cfg, _ := settings.Validate(nil)
+	cfg, _ := entrypoint.LoadSettings().Validate(environ) // its problems are the plan's
 	log := entrypoint.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 
-	// A signal before the exec ends the shim with 128+N. Outside PID 1 the
-	// kernel's default action already does that (the shim dies of the
-	// signal, which shells, Docker and Kubernetes report as 128+N), so the
-	// handler, whose extra OS thread costs about 0.7 ms of a 5 ms start
-	// (BenchmarkStartup), is installed only where the default falls short:
-	// as PID 1, where the kernel ignores the signal and the Go runtime then
-	// exits 2, and during a KAI_WAIT, which should end at once with 128+N.
-	// Handlers (unlike ignored signals) are reset by execve, so the command
-	// starts with default dispositions.
-	sigs := make(chan os.Signal, 1)
-	var got atomic.Value
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	waiting := cfg.Wait > 0 && !check
-	if waiting || os.Getpid() == 1 {
-		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	}
-	if waiting {
-		go func() {
-			s := <-sigs
-			got.Store(s)
-			cancel()
-		}()
-	}
-	signalled := func() int {
-		select {
-		case s := <-sigs:
-			got.Store(s)
-		default:
-		}
-		if s, ok := got.Load().(syscall.Signal); ok {
-			log.Error(strings.ToUpper(unix(s)) + " received before exec; exiting")
-			return entrypoint.ExitSignalBase + int(s)
-		}
-		return -1
-	}
+	ctx, signalled := watchSignals(cfg.Wait > 0 && !check, log)
 
-	plan, err := entrypoint.Run(ctx, settings, entrypoint.Options{
-		Check: check, Command: command, Environ: environ, Logger: log,
-	})
+	// The steps, as README.md's "How it works" tells them. Each gathers the
+	// problems it finds; Wait and BuildBundle do nothing once there are any.
+	plan := entrypoint.NewPlan(cfg, environ, log, check)
+	plan.SetProxies()
+	plan.PassThrough()
+	err = plan.Wait(ctx)
+	if err == nil {
+		plan.ReadSources()
+		plan.BuildBundle()
+		plan.SetEnvironment()
+		plan.ResolveCommand(command)
+		err = plan.Err()
+	}
 	if code := signalled(); code >= 0 {
 		return code
 	}
@@ -102,12 +76,55 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	plan.LogSummary()
 	if code := signalled(); code >= 0 {
 		return code
 	}
 	err = entrypoint.Exec(plan)
 	report(log, plan, err)
 	return entrypoint.ExitCode(err)
+}
+
+// watchSignals makes a signal before the exec end the shim with 128+N:
+// signalled returns that code once a signal came, else -1, and ctx ends at
+// a signal during a wait.
+//
+// Outside PID 1 the kernel's default action already does that (the shim
+// dies of the signal, which shells, Docker and Kubernetes report as 128+N),
+// so the handler, whose extra OS thread costs about 0.7 ms of a 5 ms start
+// (BenchmarkStartup), is installed only where the default falls short: as
+// PID 1, where the kernel ignores the signal and the Go runtime then exits
+// 2, and during a KAI_WAIT, which should end at once with 128+N. Handlers
+// (unlike ignored signals) are reset by execve, so the command starts with
+// default dispositions.
+func watchSignals(waiting bool, log *slog.Logger) (ctx context.Context, signalled func() int) {
+	sigs := make(chan os.Signal, 1)
+	var got atomic.Value
+	if waiting || os.Getpid() == 1 {
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	}
+	ctx = context.Background()
+	if waiting {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		go func() {
+			s := <-sigs
+			got.Store(s)
+			cancel()
+		}()
+	}
+	return ctx, func() int {
+		select {
+		case s := <-sigs:
+			got.Store(s)
+		default:
+		}
+		if s, ok := got.Load().(syscall.Signal); ok {
+			log.Error(strings.ToUpper(unix(s)) + " received before exec; exiting")
+			return entrypoint.ExitSignalBase + int(s)
+		}
+		return -1
+	}
 }
 
 // parseArgs takes the shim's flags, which come only before the command.

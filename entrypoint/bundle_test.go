@@ -1,196 +1,156 @@
 package entrypoint
 
 import (
-	"bytes"
-	"crypto/x509"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
+	"github.com/konveyor/kai-entrypoint/trust"
 )
 
-func TestBuildBundle(t *testing.T) {
-	s1, s2 := genCA(t, "system 1"), genCA(t, "system 2")
-	e1, e2, e3 := genCA(t, "extra 1"), genCA(t, "extra 2"), genCA(t, "extra 3")
-	sysPath := filepath.Join(t.TempDir(), "system.crt")
-	writeFile(t, sysPath, concat(s1.PEM(), s2.PEM()))
-	cert := func(c *testCert, src string) Cert { return Cert{X509: c.Cert, Sum: c.Sum(), Source: src} }
-	noSys, err := readSystemRoots("")
-	if err != nil {
-		t.Fatal(err)
+// TestCheckBundlePath: every problem a write to KAI_CA_BUNDLE would meet,
+// found before anything is written, and the bundle never a system bundle.
+func TestCheckBundlePath(t *testing.T) {
+	dir := t.TempDir()
+	system := filepath.Join(dir, "etc", "ssl", "ca.crt") // a well-known system bundle here
+	testpki.WriteFile(t, system, testpki.GenCA(t, "system").PEM())
+	testpki.Symlink(t, filepath.Join(dir, "etc", "ssl"), filepath.Join(dir, "ssl-link"))
+	inherited := filepath.Join(dir, "inherited", "ca.pem") // an SSL_CERT_FILE the shim did not write
+	testpki.WriteFile(t, inherited, testpki.GenCA(t, "inherited").PEM())
+	testpki.Symlink(t, inherited, filepath.Join(dir, "link-to-inherited.pem"))
+	own := filepath.Join(dir, "own", "ca-bundle.pem") // one it wrote
+	writeOwnBundle(t, own)
+	testpki.WriteFile(t, filepath.Join(dir, "file"), []byte("x"))
+	swapSystemFiles(t, []string{filepath.Join(dir, "etc", "missing.crt"), system})
+	const folder = "names a folder, not a file: set it to a file path such as /tmp/kai-entrypoint/ca-bundle.pem"
+	systemErr := func(f string) string {
+		return "is the system CA bundle " + f + ", which the shim must not overwrite"
 	}
+	const inheritedErr = "a CA bundle kai-entrypoint did not write, which it must not overwrite"
 
 	tests := []struct {
-		name      string
-		sys       string // system bundle path; "" for none
-		extras    []Cert
-		want      []*testCert // the bundle's certificates, in order
-		wantExtra []string    // sources of Extras
-		inSystem  []string    // sources of InSystem
-		dups      int
+		name        string
+		path        string // $DIR is the temporary folder
+		sslCertFile string
+		want        []string // each a problem of its own, after KAI_CA_BUNDLE="path": ; none: valid
 	}{
-		{name: "system first, then extras in the given order", sys: sysPath,
-			extras: []Cert{cert(e3, "c.pem"), cert(e1, "a.pem"), cert(e2, "b.pem")},
-			want:   []*testCert{s1, s2, e3, e1, e2}, wantExtra: []string{"c.pem", "a.pem", "b.pem"}, dups: 0},
-		{name: "extra already in the system bundle goes to InSystem", sys: sysPath,
-			extras: []Cert{cert(e1, "a.pem"), cert(s2, "corp/s2.pem"), cert(e2, "b.pem")},
-			want:   []*testCert{s1, s2, e1, e2}, wantExtra: []string{"a.pem", "b.pem"}, inSystem: []string{"corp/s2.pem"}, dups: 0},
-		{name: "duplicates counted once each, first kept", sys: sysPath,
-			extras: []Cert{cert(e1, "a.pem"), cert(s2, "s2.pem"), cert(e1, "copy/a.pem"), cert(e2, "b.pem"), cert(s2, "copy/s2.pem"), cert(e1, "a.cer")},
-			want:   []*testCert{s1, s2, e1, e2}, wantExtra: []string{"a.pem", "b.pem"}, inSystem: []string{"s2.pem"}, dups: 3},
-		{name: "every extra in the system bundle", sys: sysPath,
-			extras: []Cert{cert(s1, "s1.pem"), cert(s2, "s2.pem")},
-			want:   []*testCert{s1, s2}, inSystem: []string{"s1.pem", "s2.pem"}, dups: 0},
-		{name: "no system bundle",
-			extras: []Cert{cert(e2, "b.pem"), cert(e1, "a.pem"), cert(e2, "b2.pem")},
-			want:   []*testCert{e2, e1}, wantExtra: []string{"b.pem", "a.pem"}, dups: 1},
-		{name: "no extras", sys: sysPath, want: []*testCert{s1, s2}, dups: 0},
+		{name: "new file in new folders", path: "$DIR/new/kai/ca-bundle.pem"},
+		{name: "existing folder", path: "$DIR/own/other.pem"},
+		{name: "root", path: "/", want: []string{folder}},
+		{name: "trailing slash", path: "$DIR/new/", want: []string{folder}},
+		{name: "dot-dot", path: "$DIR/new/..", want: []string{folder}},
+		{name: "existing folder as the file", path: "$DIR/own", want: []string{folder}},
+		{name: "under a regular file", path: "$DIR/file/ca.pem",
+			want: []string{"cannot write the CA bundle: $DIR/file: not a directory"}},
+		{name: "two levels under a regular file", path: "$DIR/file/kai/ca.pem",
+			want: []string{"cannot write the CA bundle: $DIR/file: not a directory"}},
+		{name: "well-known system bundle", path: "$DIR/etc/ssl/ca.crt", want: []string{systemErr(system)}},
+		{name: "well-known system bundle by an unclean path", path: "$DIR/etc/./ssl//ca.crt", want: []string{systemErr(system)}},
+		{name: "well-known system bundle through a symlinked folder", path: "$DIR/ssl-link/ca.crt", want: []string{systemErr(system)}},
+		{name: "well-known path that does not exist", path: "$DIR/etc/missing.crt",
+			want: []string{systemErr(filepath.Join(dir, "etc", "missing.crt"))}},
+		{name: "well-known system bundle that is also SSL_CERT_FILE: one problem", path: "$DIR/etc/ssl/ca.crt",
+			sslCertFile: system, want: []string{systemErr(system)}},
+		{name: "file of SSL_CERT_FILE the shim did not write", path: "$DIR/inherited/ca.pem", sslCertFile: inherited,
+			want: []string{`is the inherited SSL_CERT_FILE="$DIR/inherited/ca.pem", ` + inheritedErr}},
+		{name: "file of SSL_CERT_FILE through a symlink", path: "$DIR/inherited/ca.pem", sslCertFile: "$DIR/link-to-inherited.pem",
+			want: []string{`is the inherited SSL_CERT_FILE="$DIR/link-to-inherited.pem", ` + inheritedErr}},
+		{name: "SSL_CERT_FILE is a bundle the shim wrote: a repeated run", path: "$DIR/own/ca-bundle.pem", sslCertFile: own},
+		{name: "SSL_CERT_FILE is the bundle path, not written yet", path: "$DIR/own/next.pem", sslCertFile: "$DIR/own/next.pem"},
+		{name: "SSL_CERT_FILE elsewhere", path: "$DIR/own/other.pem", sslCertFile: inherited},
+		{name: "relative path left to Validate", path: "rel/ca.pem"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sys := noSys
-			if tt.sys != "" {
-				if sys, err = readSystemRoots(tt.sys); err != nil {
-					t.Fatal(err)
+			path := strings.ReplaceAll(tt.path, "$DIR", dir)
+			err := checkBundlePath(path, strings.ReplaceAll(tt.sslCertFile, "$DIR", dir))
+			var got []string
+			var ce *ConfigError
+			switch {
+			case errors.As(err, &ce):
+				got = ce.Problems()
+			case err != nil:
+				got = []string{err.Error()}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d problems, want %d: %q", len(got), len(tt.want), got)
+			}
+			for i, w := range tt.want {
+				w = fmt.Sprintf("KAI_CA_BUNDLE=%q: %s", path, strings.ReplaceAll(w, "$DIR", dir))
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("problem %q\nwant it to start with %q", got[i], w)
 				}
 			}
-			const out = "/tmp/kai-entrypoint/ca-bundle.pem"
-			b := buildBundle(out, sys, tt.extras)
-			want := []byte(bundleHeader)
-			for _, c := range tt.want {
-				want = append(want, c.PEM()...)
-			}
-			if !bytes.Equal(b.bytes(), want) {
-				t.Errorf("Data:\n%s\nwant (%s):\n%s", b.bytes(), subjects(tt.want), want)
-			}
-			if b.Path != out || b.SystemPath != tt.sys || b.System != sys.Count || b.Total() != len(tt.want) || b.Duplicates != tt.dups {
-				t.Errorf("Path %s SystemPath %q System %d Total %d Duplicates %d; want %s %q %d %d %d",
-					b.Path, b.SystemPath, b.System, b.Total(), b.Duplicates, out, tt.sys, sys.Count, len(tt.want), tt.dups)
-			}
-			if got := sources(b.Extras); fmt.Sprint(got) != fmt.Sprint(tt.wantExtra) {
-				t.Errorf("Extras from %v, want %v", got, tt.wantExtra)
-			}
-			if got := sources(b.InSystem); fmt.Sprint(got) != fmt.Sprint(tt.inSystem) {
-				t.Errorf("InSystem from %v, want %v", got, tt.inSystem)
-			}
-			checkFraming(t, withoutHeader(t, b.bytes()), b.Total())
-			if again := buildBundle(out, sys, tt.extras); !bytes.Equal(again.bytes(), b.bytes()) {
-				t.Error("the same inputs gave different bytes")
+			if _, err := os.Lstat(filepath.Join(dir, "new")); err == nil {
+				t.Error("checkBundlePath created a folder")
 			}
 		})
 	}
 }
 
-// TestBuildBundle_MessyInputs reads a folder of every awkward input form
-// with the real system bundle, and checks that Go and OpenSSL read every
-// certificate of the result, and that OpenSSL verifies a server certificate
-// against it.
-func TestBuildBundle_MessyInputs(t *testing.T) {
-	root := genCA(t, "messy root")
-	inter := genIntermediate(t, "messy intermediate", root)
-	leaf := genLeaf(t, "server.messy.test", inter)
-	bom, crlf, cat1, cat2, der, trusted := genCA(t, "bom"), genCA(t, "crlf"), genCA(t, "cat 1"), genCA(t, "cat 2"), genCA(t, "der"), genCA(t, "trusted")
-	dir := t.TempDir()
-	certs := filepath.Join(dir, "certs")
-	writeFile(t, filepath.Join(certs, "01-bom.pem"), concat([]byte("\xef\xbb\xbf"), bom.PEM()))
-	writeFile(t, filepath.Join(certs, "02-crlf.crt"), bytes.ReplaceAll(crlf.PEM(), []byte("\n"), []byte("\r\n")))
-	writeFile(t, filepath.Join(certs, "03-cat.pem"), concat(bytes.TrimSuffix(cat1.PEM(), []byte("\n")), bytes.TrimSuffix(cat2.PEM(), []byte("\n"))))
-	writeFile(t, filepath.Join(certs, "04-der.cer"), der.DER())
-	writeFile(t, filepath.Join(certs, "05-trusted.pem"), trustedPEM(trusted))
-	writeFile(t, filepath.Join(certs, "06-chain.pem"), concat([]byte("subject=/CN=messy intermediate\n"), inter.PEM(), []byte("\nsubject=/CN=messy root\n"), root.PEM()))
-	writeFile(t, filepath.Join(certs, "07-key.pem"), ecKeyPEM(t, root.Key))
-	writeFile(t, filepath.Join(certs, "08-copy.pem"), bom.PEM())
-	wantExtras := []*testCert{bom, crlf, cat1, cat2, der, trusted, inter, root}
+// TestRun_SystemBundle checks what a run makes of a system bundle that gives
+// no roots: a warning naming it, or, for one over the size limit, a
+// configuration error (exit 78).
+func TestRun_SystemBundle(t *testing.T) {
+	huge := filepath.Join(t.TempDir(), "huge.crt")
+	testpki.WriteFile(t, huge, nil)
+	if err := os.Truncate(huge, 16<<20+1); err != nil { // sparse: cheap
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		c    runCase
+	}{
+		{name: "bundle without a certificate", c: runCase{env: map[string]string{"SSL_CERT_FILE": "$DIR/empty.crt", "KAI_CERT_DIRS": "$DIR/certs"},
+			files:    map[string]string{"empty.crt": "# no roots here\n", "certs/ca.pem": "<ca>"},
+			wantWarn: []string{"system bundle $DIR/empty.crt holds no certificate: the bundle will have no system roots"}}},
+		{name: "bundle over the size limit", c: runCase{env: map[string]string{"SSL_CERT_FILE": huge, "KAI_CERT_DIRS": "$DIR/certs"},
+			files:   map[string]string{"certs/ca.pem": "<ca>"},
+			wantErr: []string{fmt.Sprintf("system bundle %s: %d bytes, larger than the 16 MiB a CA bundle may have", huge, 16<<20+1)}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := tt.c.run(t)
+			dir := strings.TrimSuffix(p.Config.CABundle, "/out/ca-bundle.pem")
+			if len(tt.c.wantErr) > 0 {
+				var ce *ConfigError
+				if !errors.As(err, &ce) || ExitCode(err) != ExitConfig || strings.Join(ce.Problems(), "\n") != strings.Join(tt.c.wantErr, "\n") {
+					t.Fatalf("err = %v (exit %d), want the configuration error %q (exit %d)", err, ExitCode(err), tt.c.wantErr, ExitConfig)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.c.wantWarn {
+				if w = strings.ReplaceAll(w, "$DIR", dir); !strings.Contains(strings.Join(p.Warnings, "\n"), w) {
+					t.Errorf("warnings %q, want one containing %q", p.Warnings, w)
+				}
+			}
+		})
+	}
+}
 
-	sysPath, _ := findSystemBundle(NewEnv(nil), filepath.Join(dir, "out.pem"), certFiles)
-	sys, err := readSystemRoots(sysPath)
+// writeOwnBundle writes at path a bundle as the shim writes it, with no
+// certificate.
+func writeOwnBundle(t *testing.T, path string) {
+	t.Helper()
+	sys, err := trust.ReadSystemRoots("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := readSource(certs)
-	if len(r.Errs) != 0 || len(r.Certs) != 9 {
-		t.Fatalf("readSource: %d certificates, errors %v", len(r.Certs), r.Errs)
-	}
-	b := buildBundle(filepath.Join(dir, "out.pem"), sys, r.Certs)
-	if len(b.Extras) != len(wantExtras) || b.Duplicates != 1 || b.Total() != sys.Count+len(wantExtras) {
-		t.Fatalf("%d extras, %d duplicates, total %d", len(b.Extras), b.Duplicates, b.Total())
-	}
-	for i, c := range b.Extras {
-		if c.Sum != wantExtras[i].Sum() {
-			t.Errorf("extra %d is %q, want %q", i, c.X509.Subject.CommonName, wantExtras[i].Cert.Subject.CommonName)
-		}
-	}
-	if !bytes.HasPrefix(withoutHeader(t, b.bytes()), sys.PEM) {
-		t.Error("the bundle does not start with the system roots")
-	}
-	checkFraming(t, withoutHeader(t, b.bytes()), b.Total())
-	if bytes.Contains(b.bytes(), []byte("TRUSTED CERTIFICATE-----")) || bytes.Contains(b.bytes(), []byte(" KEY-----")) {
-		t.Error("the bundle holds a TRUSTED CERTIFICATE or a key block")
-	}
-	// Go: every extra is a usable root.
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b.bytes()) {
-		t.Fatal("AppendCertsFromPEM found nothing")
-	}
-	if _, err := leaf.Cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "server.messy.test"}); err != nil {
-		t.Errorf("the leaf does not verify against the bundle: %v", err)
-	}
-
-	out := filepath.Join(dir, "out.pem")
-	if _, err := writeAtomic(out, b.bytes()); err != nil {
+	if err := trust.Build(path, sys, nil).Write(); err != nil {
 		t.Fatal(err)
 	}
-	t.Run("openssl", func(t *testing.T) {
-		if got := opensslCount(t, out); got != b.Total() {
-			t.Errorf("OpenSSL reads %d certificates of %d", got, b.Total())
-		}
-		leafPath := filepath.Join(dir, "leaf.pem")
-		writeFile(t, leafPath, leaf.PEM())
-		if got := runOpenSSL(t, "verify", "-CAfile", out, leafPath); string(got) != leafPath+": OK\n" {
-			t.Errorf("openssl verify: %q", got)
-		}
-	})
 }
 
-// withoutHeader returns a bundle's bytes after bundleHeader, which they
-// must start with.
-func withoutHeader(t *testing.T, data []byte) []byte {
+// swapSystemFiles replaces the well-known system bundles for one test.
+func swapSystemFiles(t *testing.T, files []string) {
 	t.Helper()
-	rest, ok := bytes.CutPrefix(data, []byte(bundleHeader))
-	if !ok {
-		t.Errorf("the bundle does not start with %q", bundleHeader)
-	}
-	return rest
+	old := trust.SystemFiles
+	trust.SystemFiles = files
+	t.Cleanup(func() { trust.SystemFiles = old })
 }
-
-// opensslCount is the number of certificates OpenSSL reads from a PEM
-// file, by two routes; a corrupt block makes both fail.
-func opensslCount(t *testing.T, path string) int {
-	t.Helper()
-	p7 := filepath.Join(t.TempDir(), "bundle.p7b")
-	runOpenSSL(t, "crl2pkcs7", "-nocrl", "-certfile", path, "-out", p7)
-	n := bytes.Count(runOpenSSL(t, "pkcs7", "-in", p7, "-print_certs", "-noout"), []byte("subject="))
-	out := runOpenSSL(t, "storeutl", "-certs", "-noout", path)
-	if want := fmt.Sprintf("Total found: %d\n", n); !bytes.HasSuffix(out, []byte(want)) {
-		t.Errorf("openssl storeutl: %q, want %q", out[max(0, len(out)-40):], want)
-	}
-	return n
-}
-
-func sources(certs []Cert) []string {
-	var out []string
-	for _, c := range certs {
-		out = append(out, c.Source)
-	}
-	return out
-}
-
-func subjects(certs []*testCert) []string {
-	var out []string
-	for _, c := range certs {
-		out = append(out, c.Cert.Subject.CommonName)
-	}
-	return out
-}
-
-// bytes returns the bundle's contents, as writeAtomic writes them.
-func (b *Bundle) bytes() []byte { return bytes.Join(b.parts, nil) }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -83,4 +84,32 @@ func Exec(p *Plan) error {
 		return &CommandError{Command: p.Path, Code: ExitNotFound, Reason: "exec: " + err.Error() + " (missing file or #! interpreter)"}
 	}
 	return &CommandError{Command: p.Path, Code: ExitNotExecutable, Reason: "exec: " + err.Error()}
+}
+
+// defaultPath is searched when the environment has no PATH, as execvp does.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// ResolveCommand finds the command on the PATH the command will get (or
+// defaultPath), and checks that its arguments and environment can pass
+// through execve (see checkExec). A command that cannot be run is one more
+// configuration problem with --check or when there are others; alone, it
+// is a *CommandError (127, 126).
+func (p *Plan) ResolveCommand(command []string) {
+	var cmdErr error
+	if len(command) > 0 {
+		pathEnv, ok := p.env.Get("PATH")
+		if !ok {
+			pathEnv = defaultPath
+		}
+		p.Argv = slices.Clone(command)
+		p.Path, cmdErr = LookPath(command[0], pathEnv)
+	}
+	for _, err := range p.checkExec(execLimit()) {
+		p.gather(err)
+	}
+	if cmdErr != nil && (p.check || p.errs != nil) {
+		p.gather(cmdErr)
+	} else {
+		p.cmdErr = cmdErr
+	}
 }

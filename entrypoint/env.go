@@ -1,6 +1,9 @@
 package entrypoint
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Env is an environment that keeps the order of its variables, so that the
 // command sees the inherited variables where they were and the derived ones
@@ -67,4 +70,32 @@ func (e *Env) Slice() []string {
 		out = append(out, n+"="+e.values[n])
 	}
 	return out
+}
+
+// SetEnvironment completes the command's environment: every CA variable
+// points at the bundle when one was built, then the KAI_ENV_* and
+// KAI_SECRET_* values are set last, so that the explicit escape hatch wins.
+func (p *Plan) SetEnvironment() {
+	if p.Bundle != nil {
+		for _, v := range caVars {
+			p.env.Set(v.Name, p.Config.CABundle)
+			p.CAVars = append(p.CAVars, v.Name)
+		}
+	}
+	for _, pt := range p.Passthrough {
+		p.env.Set(pt.Name, pt.Value)
+		if !pt.Secret && isCAVar(pt.Name) && !isRegular(pt.Value) {
+			p.warn(fmt.Sprintf("%s=%q overrides the CA bundle with a file that does not exist: clients such as requests and httpx will fail", pt.Var, pt.Value))
+		}
+	}
+	p.Env = p.env.Slice()
+}
+
+func isCAVar(name string) bool {
+	for _, v := range caVars {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -60,7 +60,7 @@ type CommandError struct {
 
 func (e *CommandError) Error() string { return "command " + quote(e.Command) + ": " + e.Reason }
 
-// ExitCode maps an error from Run or Exec to the documented exit code.
+// ExitCode maps an error from the plan or Exec to the documented exit code.
 func ExitCode(err error) int {
 	var ce *CommandError
 	var cfg *ConfigError

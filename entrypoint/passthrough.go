@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/hashicorp/go-multierror"
+	"github.com/konveyor/kai-entrypoint/trust"
 )
 
 // maxSecretSize bounds a KAI_SECRET_* file: a secret is a token or a
@@ -83,7 +83,7 @@ func readSecret(path string) (string, error) {
 		return "", cause(err)
 	}
 	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("not a regular file (%s)", fileKind(fi.Mode()))
+		return "", fmt.Errorf("not a regular file (%s)", trust.FileKind(fi.Mode()))
 	}
 	if fi.Size() > maxSecretSize {
 		return "", fmt.Errorf("larger than 1 MiB (%d bytes)", fi.Size())
@@ -109,17 +109,21 @@ func readSecret(path string) (string, error) {
 	return s, nil
 }
 
-// fileKind names a non-regular file's type for an error message.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
+// PassThrough reads the KAI_ENV_* and KAI_SECRET_* variables (see
+// ReadPassthrough); SetEnvironment applies them last.
+func (p *Plan) PassThrough() {
+	pass, err := ReadPassthrough(p.inherited.Slice())
+	p.gather(err)
+	p.Passthrough = pass
+	for _, pt := range pass {
+		if pt.Secret {
+			p.secrets = append(p.secrets, pt.Value)
+		}
+		if pt.Name == "PYTHONHTTPSVERIFY" {
+			p.warn(pt.Var + " is set: PYTHONHTTPSVERIFY has no effect on Python 3 (outside some vendor builds); trust a CA through KAI_CERT_DIRS instead")
+		}
 	}
-	return m.Type().String()
+	if _, ok := p.inherited.Get("PYTHONHTTPSVERIFY"); ok {
+		p.warn("inherited PYTHONHTTPSVERIFY is set: it has no effect on Python 3 (outside some vendor builds); trust a CA through KAI_CERT_DIRS instead")
+	}
 }

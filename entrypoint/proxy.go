@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -269,4 +270,54 @@ func distinctAddrs(proxies []Proxy) []Proxy {
 		}
 	}
 	return out
+}
+
+// SetProxies exports the proxies under both spellings, and the no-proxy
+// list (see NoProxyList) when a proxy or KAI_PROXY_NO is set, logging the
+// names of inherited values it changes.
+func (p *Plan) SetProxies() {
+	var replaced []string
+	set := func(name, value string) {
+		if old, ok := p.inherited.Get(name); ok && old != value {
+			replaced = append(replaced, name)
+		}
+		p.env.Set(name, value)
+	}
+	cfg := p.Config
+	owned := false // a proxy is set: the shim owns the no-proxy list
+	for _, px := range cfg.Proxies {
+		p.Proxies = append(p.Proxies, px)
+		for _, name := range px.Exports {
+			set(name, px.String())
+		}
+		if px.Var == "KAI_PROXY_OPENAI" {
+			p.warn("KAI_PROXY_OPENAI sets OPENAI_PROXY: langchain-openai's ChatOpenAI then builds its own HTTP client that trusts only the certifi bundle (the combined CA bundle is ignored) and sends everything through the proxy regardless of NO_PROXY; without it, the OpenAI client already honours HTTPS_PROXY, NO_PROXY and SSL_CERT_FILE")
+		} else {
+			owned = true
+		}
+	}
+	if owned || cfg.ProxyNo != "" {
+		var extra []string
+		if owned {
+			extra = loopbackNoProxy
+		}
+		if h := cfg.KubernetesHost; h != "" {
+			p.Kubernetes = append(slices.Clone(kubernetesNoProxy), h)
+			extra = append(slices.Clone(extra), p.Kubernetes...)
+		}
+		list, warnings, bad := NoProxyList(cfg.ProxyNoFrom, cfg.ProxyNo, extra)
+		for _, err := range bad {
+			p.gather(err)
+		}
+		for _, w := range warnings {
+			p.warn(w)
+		}
+		p.NoProxy, p.NoProxyFrom = list, cfg.ProxyNoFrom
+		for _, name := range noProxyExports {
+			set(name, p.NoProxy)
+		}
+	}
+	if len(replaced) > 0 {
+		p.log.Info("replacing inherited proxy variables", "names", strings.Join(replaced, ","))
+	}
 }

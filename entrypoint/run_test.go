@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/konveyor/kai-entrypoint/internal/testio"
 	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
@@ -99,11 +100,23 @@ func (c runCase) run(t *testing.T) (*Plan, error) {
 		}
 	}
 	sort.Strings(environ)
-	s, err := LoadSettings()
-	if err != nil {
-		t.Fatal(err)
+	return runSteps(context.Background(), LoadSettings(), environ, []string{"true"}, c.check)
+}
+
+// runSteps takes the steps main.go takes, in the same order.
+func runSteps(ctx context.Context, s Settings, environ, command []string, check bool) (*Plan, error) {
+	cfg, _ := s.Validate(environ)
+	p := NewPlan(cfg, environ, nil, check)
+	p.SetProxies()
+	p.PassThrough()
+	if err := p.Wait(ctx); err != nil {
+		return p, err
 	}
-	return Run(context.Background(), s, Options{Check: c.check, Command: []string{"true"}, Environ: environ})
+	p.ReadSources()
+	p.BuildBundle()
+	p.SetEnvironment()
+	p.ResolveCommand(command)
+	return p, p.Err()
 }
 
 func TestRun(t *testing.T) {
@@ -364,10 +377,10 @@ func TestRunBundlePath(t *testing.T) {
 	runTestCA(t, filepath.Join(certs, "corp.pem"), "Bundle Path CA")
 	system := filepath.Join(dir, "etc", "ca.crt") // a well-known system bundle here
 	runTestCA(t, system, "System CA")
-	swapCertFiles(t, []string{system})
+	swapSystemFiles(t, []string{system})
 	inherited := filepath.Join(dir, "inherited.pem")
 	runTestCA(t, inherited, "Inherited CA")
-	writeFile(t, filepath.Join(dir, "file"), []byte("x"))
+	testpki.WriteFile(t, filepath.Join(dir, "file"), []byte("x"))
 	for _, d := range []string{"folder", "foreign", "readonly"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -437,10 +450,10 @@ func TestRunBundlePath(t *testing.T) {
 			for i, check := range []bool{true, false} {
 				var err error
 				run := func() {
-					_, err = Run(context.Background(), s, Options{Check: check, Command: []string{"true"}, Environ: environ})
+					_, err = runSteps(context.Background(), s, environ, []string{"true"}, check)
 				}
 				if tt.uid != 0 {
-					if e := onThreadAs(tt.uid, run); e != nil {
+					if e := testio.OnThreadAs(tt.uid, run); e != nil {
 						t.Skip("cannot switch the thread's UID:", e)
 					}
 				} else {

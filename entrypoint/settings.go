@@ -3,6 +3,7 @@ package entrypoint
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"time"
 
@@ -20,17 +21,22 @@ const Prefix = "KAI"
 // cannot decode, and every problem must be reported at once, so parsing and
 // checking happen in Validate. No field has an `envconfig:"..."` tag, because
 // with one envconfig falls back to the unprefixed name (PROXY_HTTP).
-// Defaults are applied by Validate too: envconfig lets a set-but-empty value
-// beat a default, and here an empty value always counts as unset.
+// The default tags are the one place defaults are written: envconfig and
+// --help read them, and so does Validate (defaultOf), because envconfig
+// lets a set-but-empty value beat a default, and here an empty value always
+// counts as unset.
 type Settings struct {
 	ProxyHTTP   string `split_words:"true" desc:"proxy for http:// URLs, exported as HTTP_PROXY and http_proxy" example:"http://proxy.corp:3128"`
 	ProxyHTTPS  string `split_words:"true" desc:"proxy for https:// URLs, exported as HTTPS_PROXY and https_proxy" example:"http://user:p%40ss@proxy.corp:3128"`
 	ProxyAll    string `split_words:"true" desc:"proxy for every scheme, exported as ALL_PROXY and all_proxy" example:"socks5h://proxy.corp:1080"`
 	ProxyNo     string `split_words:"true" desc:"hosts that bypass the proxy, exported as NO_PROXY, no_proxy and no_grpc_proxy (loopback added when a proxy is set)" example:"llm.internal,.corp.example,10.0.0.0/8"`
 	ProxyOpenai string `split_words:"true" desc:"exported as OPENAI_PROXY for langchain-openai; usually wrong, see docs/proxies.md" example:"http://proxy.corp:3128"`
-	CertDirs    string `split_words:"true" desc:"comma-separated folders or files with extra CA certificates" default:"/etc/kai/certs" example:"/etc/kai/certs,/run/secrets/corp-ca.crt"`
-	CABundle    string `split_words:"true" desc:"where the combined bundle (system roots + extra CAs) is written" default:"/tmp/kai-entrypoint/ca-bundle.pem" example:"/tmp/kai-entrypoint/ca-bundle.pem"`
-	Wait        string `split_words:"true" desc:"how long to wait for listed cert sources and proxies to be ready (Go duration, 0 = no wait)" default:"0s" example:"30s"`
+	// The image bakes the repository's certs/ folder at CertDirs' default.
+	CertDirs string `split_words:"true" desc:"comma-separated folders or files with extra CA certificates" default:"/etc/kai/certs" example:"/etc/kai/certs,/run/secrets/corp-ca.crt"`
+	// CABundle's default is under /tmp, which stays writable under
+	// OpenShift's read-only root file system (an emptyDir).
+	CABundle string `split_words:"true" desc:"where the combined bundle (system roots + extra CAs) is written" default:"/tmp/kai-entrypoint/ca-bundle.pem" example:"/tmp/kai-entrypoint/ca-bundle.pem"`
+	Wait     string `split_words:"true" desc:"how long to wait for listed cert sources and proxies to be ready (Go duration, 0 = no wait)" default:"0s" example:"30s"`
 
 	EntrypointLogLevel  string `split_words:"true" desc:"debug, info, warn or error" default:"info" example:"debug"`
 	EntrypointLogFormat string `split_words:"true" desc:"text or json" default:"text" example:"json"`
@@ -51,21 +57,35 @@ type Config struct {
 	LogLevel       slog.Level
 	LogFormat      string
 	Warnings       []string // near misses of the shim's names, passed through
+
+	err error // the problems Validate found, for NewPlan
 }
 
 // LoadSettings reads the shim's variables from the process environment.
-// With string fields only, envconfig cannot fail on a value.
-func LoadSettings() (Settings, error) {
+func LoadSettings() Settings {
 	var s Settings
-	err := envconfig.Process(Prefix, &s)
-	return s, err
+	envconfig.Process(Prefix, &s) // string fields only: no value can fail
+	return s
+}
+
+// defaultOf returns the default tag of the Settings field named field.
+func defaultOf(field string) string {
+	f, _ := reflect.TypeFor[Settings]().FieldByName(field)
+	return f.Tag.Get("default")
 }
 
 // Validate checks every setting and the names of the shim's variables in
-// environ, and returns the Config or every problem at once.
+// environ, and returns the Config with every problem at once. An empty
+// setting gets its default.
 func (s Settings) Validate(environ []string) (*Config, error) {
 	var errs *multierror.Error
 	c := &Config{}
+	v := reflect.ValueOf(&s).Elem()
+	for i := range v.NumField() {
+		if strings.TrimSpace(v.Field(i).String()) == "" {
+			v.Field(i).SetString(v.Type().Field(i).Tag.Get("default"))
+		}
+	}
 
 	// A proxy variable the environment already has (OLM injects upper-case
 	// ones only) is adopted where no KAI_PROXY_* setting replaces it.
@@ -92,37 +112,32 @@ func (s Settings) Validate(environ []string) (*Config, error) {
 	}
 	c.KubernetesHost, _ = inherited.Get("KUBERNETES_SERVICE_HOST")
 
-	// envconfig fills in the default tag, so whether the list was given
-	// is read from environ: only a given list must exist.
+	// The default is filled in above, so whether the list was given is
+	// read from environ: only a given list must exist.
 	c.CertSources = splitList(s.CertDirs)
-	if len(c.CertSources) == 0 {
-		c.CertSources = []string{DefaultCertDir}
+	if len(c.CertSources) == 0 { // a list of blanks and commas
+		c.CertSources = splitList(defaultOf("CertDirs"))
 	}
 	given, _ := inherited.Get("KAI_CERT_DIRS")
 	c.CertExplicit = strings.TrimSpace(given) != ""
 
 	c.CABundle = strings.TrimSpace(s.CABundle)
-	if c.CABundle == "" {
-		c.CABundle = DefaultCABundle
-	}
 	if !strings.HasPrefix(c.CABundle, "/") {
 		errs = multierror.Append(errs, fmt.Errorf("KAI_CA_BUNDLE=%q: must be an absolute path", s.CABundle))
 	}
 
-	if w := strings.TrimSpace(s.Wait); w != "" {
-		d, err := time.ParseDuration(w)
-		switch {
-		case err != nil:
-			errs = multierror.Append(errs, fmt.Errorf("KAI_WAIT=%q: not a duration (examples: 30s, 2m)", s.Wait))
-		case d < 0:
-			errs = multierror.Append(errs, fmt.Errorf("KAI_WAIT=%q: must not be negative", s.Wait))
-		default:
-			c.Wait = d
-		}
+	d, err := time.ParseDuration(strings.TrimSpace(s.Wait))
+	switch {
+	case err != nil:
+		errs = multierror.Append(errs, fmt.Errorf("KAI_WAIT=%q: not a duration (examples: 30s, 2m)", s.Wait))
+	case d < 0:
+		errs = multierror.Append(errs, fmt.Errorf("KAI_WAIT=%q: must not be negative", s.Wait))
+	default:
+		c.Wait = d
 	}
 
 	switch lvl := strings.ToLower(strings.TrimSpace(s.EntrypointLogLevel)); lvl {
-	case "", "info":
+	case "info":
 		c.LogLevel = slog.LevelInfo
 	case "debug":
 		c.LogLevel = slog.LevelDebug
@@ -134,7 +149,7 @@ func (s Settings) Validate(environ []string) (*Config, error) {
 		errs = multierror.Append(errs, fmt.Errorf("KAI_ENTRYPOINT_LOG_LEVEL=%q: must be debug, info, warn or error", s.EntrypointLogLevel))
 	}
 	switch f := strings.ToLower(strings.TrimSpace(s.EntrypointLogFormat)); f {
-	case "", "text":
+	case "text":
 		c.LogFormat = "text"
 	case "json":
 		c.LogFormat = "json"
@@ -159,7 +174,8 @@ func (s Settings) Validate(environ []string) (*Config, error) {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s is not a kai-entrypoint variable (did you mean %s?); passed through to the command unchanged", name, like))
 		}
 	}
-	return c, asConfigError(errs)
+	c.err = asConfigError(errs)
+	return c, c.err
 }
 
 // adopt returns the inherited value of a variable that has an upper- and

@@ -34,10 +34,7 @@ func TestSettingsNames(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(name, "value-of-"+name)
 			t.Setenv(name[len("KAI_"):], "unprefixed") // must be ignored
-			s, err := LoadSettings()
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := LoadSettings()
 			if got := get(s); got != "value-of-"+name {
 				t.Errorf("%s=value-of-%s read as %q", name, name, got)
 			}
@@ -53,15 +50,11 @@ func TestSettingsDefaults(t *testing.T) {
 				t.Setenv(n, "")
 			}
 		}
-		s, err := LoadSettings()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := s.Validate(nil)
+		c, err := LoadSettings().Validate(nil)
 		if err != nil {
 			t.Fatalf("empty=%v: %v", empty, err)
 		}
-		if c.CABundle != DefaultCABundle || len(c.CertSources) != 1 || c.CertSources[0] != DefaultCertDir || c.CertExplicit ||
+		if c.CABundle != "/tmp/kai-entrypoint/ca-bundle.pem" || len(c.CertSources) != 1 || c.CertSources[0] != "/etc/kai/certs" || c.CertExplicit ||
 			c.Wait != 0 || c.LogFormat != "text" || c.LogLevel.String() != "INFO" || len(c.Proxies) != 0 {
 			t.Errorf("empty=%v: defaults not applied: %+v", empty, c)
 		}

@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"flag"
 	"fmt"
-	"math/big"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -19,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
 // startupRounds is how many rounds BenchmarkStartup runs; each runs every
@@ -104,14 +103,14 @@ func BenchmarkStartup(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		writePEM(b, filepath.Join(certs3, fmt.Sprintf("corp-%d.crt", i)), [][]byte{selfSignedCA(b, k, i)})
+		writePEM(b, filepath.Join(certs3, fmt.Sprintf("corp-%d.crt", i)), [][]byte{benchCA(b, k, i)})
 	}
 	manyCAs := func(name string, files, first int) string {
 		out := filepath.Join(dir, name)
 		for f := range files {
 			var ders [][]byte
 			for i := range 10 {
-				ders = append(ders, selfSignedCA(b, key, first+f*10+i))
+				ders = append(ders, benchCA(b, key, first+f*10+i))
 			}
 			writePEM(b, filepath.Join(out, fmt.Sprintf("ca-%04d.pem", f)), ders)
 		}
@@ -271,22 +270,9 @@ func goBuild(b *testing.B, out, pkg string) {
 	}
 }
 
-// selfSignedCA returns a self-signed CA certificate with key, valid for a year.
-func selfSignedCA(b *testing.B, key *rsa.PrivateKey, n int) []byte {
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(int64(n) + 1),
-		Subject:               pkix.Name{Organization: []string{"Kai benchmark"}, CommonName: fmt.Sprintf("Kai benchmark CA %d", n)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return der
+// benchCA returns a self-signed CA certificate with key, valid for a year.
+func benchCA(b *testing.B, key *rsa.PrivateKey, n int) []byte {
+	return testpki.Gen(b, testpki.Spec{CN: fmt.Sprintf("Kai benchmark CA %d", n), CA: true, Key: key}).DER()
 }
 
 func writePEM(b *testing.B, path string, ders [][]byte) {

@@ -2,16 +2,11 @@ package entrypoint
 
 import "strings"
 
-// This file holds the data the shim works from: which variables it reads,
-// which it exports, and the defaults. The logic lives elsewhere.
+// This file holds the data the shim works from: which variables it reads
+// and which it exports. The defaults are the Settings' default tags. The
+// logic lives elsewhere.
 
 const (
-	// DefaultCertDir is where the image bakes the repository's certs/ folder.
-	DefaultCertDir = "/etc/kai/certs"
-	// DefaultCABundle is where the combined bundle is written. /tmp is
-	// writable under OpenShift's read-only root file system.
-	DefaultCABundle = "/tmp/kai-entrypoint/ca-bundle.pem"
-
 	envPrefix    = "KAI_ENV_"
 	secretPrefix = "KAI_SECRET_"
 )

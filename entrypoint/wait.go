@@ -11,11 +11,38 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-multierror"
+	"github.com/konveyor/kai-entrypoint/trust"
 )
 
 // waitPoll is how often the wait looks again. mitmproxy writes its CA
 // about a second after it starts, and non-atomically.
 var waitPoll = 100 * time.Millisecond
+
+// Wait waits, with KAI_WAIT, until every cert source KAI_CERT_DIRS lists
+// and every proxy is ready (see waitFor). It never waits with --check, nor
+// with problems already found: it returns them (KAI_CA_BUNDLE included,
+// when KAI_CERT_DIRS is set), so that a broken configuration fails at once.
+// It returns a configuration error on timeout, and ctx.Err() when ctx
+// ends first (a signal).
+func (p *Plan) Wait(ctx context.Context) error {
+	cfg := p.Config
+	if cfg.Wait == 0 || p.check {
+		return nil
+	}
+	if cfg.CertExplicit {
+		p.checkBundlePath()
+	}
+	if err := p.Err(); err != nil {
+		return err
+	}
+	var wanted []string
+	if cfg.CertExplicit {
+		wanted = cfg.CertSources
+	}
+	var err error
+	p.waited, err = waitFor(ctx, cfg.Wait, wanted, cfg.Proxies, p.log)
+	return err
+}
 
 // waitFor waits up to d until every listed cert source is ready (exists,
 // every certificate in it parses, at least one) and every proxy accepts a
@@ -26,7 +53,7 @@ var waitPoll = 100 * time.Millisecond
 //
 // The proxies are dialled directly: net.Dial never reads the proxy
 // variables the shim is about to export.
-func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []Proxy, log *slog.Logger) (map[string]sourceResult, error) {
+func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []Proxy, log *slog.Logger) (map[string]trust.Source, error) {
 	var what []string
 	for _, s := range sources {
 		what = append(what, "cert source "+s)
@@ -36,7 +63,7 @@ func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []P
 		what = append(what, "proxy "+p.HostPort())
 	}
 	if len(what) == 0 {
-		return map[string]sourceResult{}, nil // KAI_WAIT with nothing listed to wait for
+		return map[string]trust.Source{}, nil // KAI_WAIT with nothing listed to wait for
 	}
 	log.Info("waiting for sidecars", "timeout", d.String(), "for", strings.Join(what, ", "))
 	start := time.Now()
@@ -44,17 +71,17 @@ func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []P
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 	dialer := net.Dialer{Timeout: time.Second}
-	results := map[string]sourceResult{}
+	results := map[string]trust.Source{}
 	lastDialErr := map[string]string{}
 	for {
 		var missing []error
 		for _, s := range sources {
-			if r, ok := results[s]; ok && r.ready() {
+			if r, ok := results[s]; ok && r.Ready() {
 				continue
 			}
-			r := readSource(s)
+			r := trust.ReadSource(s)
 			results[s] = r
-			if !r.ready() {
+			if !r.Ready() {
 				missing = append(missing, fmt.Errorf("KAI_CERT_DIRS entry %q: %s", s, notReadyReason(r)))
 			}
 		}
@@ -93,7 +120,7 @@ func waitFor(ctx context.Context, d time.Duration, sources []string, proxies []P
 	}
 }
 
-func notReadyReason(r sourceResult) string {
+func notReadyReason(r trust.Source) string {
 	switch {
 	case r.Missing:
 		return "does not exist"

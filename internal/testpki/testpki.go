@@ -1,20 +1,14 @@
-// Package testpki makes the throwaway certificate authorities and server
-// certificates the tests use (ECDSA P-256, valid from an hour ago for two
-// days), so that no test depends on a fixture that expires. The shim itself
-// never imports it.
+// Package testpki makes the throwaway certificate authorities, server
+// certificates and keys every test uses (ECDSA P-256 unless a key is given,
+// valid from an hour ago for a year unless told otherwise), so that no test
+// depends on a fixture that expires. The shim itself never imports it.
 package testpki
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
-	"net"
-	"time"
 )
 
 // CA is a throwaway certificate authority.
@@ -24,30 +18,13 @@ type CA struct {
 	PEM  []byte // the certificate, PEM-encoded
 }
 
-// NewCA makes a self-signed CA named cn.
+// NewCA makes a self-signed CA named cn (see Gen).
 func NewCA(cn string) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := generate(Spec{CN: cn, CA: true})
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"kai-entrypoint tests"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(48 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &CA{Cert: cert, Key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+	return &CA{Cert: c.Cert, Key: c.Key.(*ecdsa.PrivateKey), PEM: c.PEM()}, nil
 }
 
 // KeyPEM returns the CA's private key, PEM-encoded, as mitmproxy keeps it
@@ -62,36 +39,9 @@ func (ca *CA) KeyPEM() []byte {
 
 // Server issues a server certificate for names, each a DNS name or an IP.
 func (ca *CA) Server(names ...string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := generate(Spec{CN: names[0], Names: names, Parent: &Cert{Cert: ca.Cert, Key: ca.Key}})
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(48 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
-
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic(err)
-	}
-	return n
+	return tls.Certificate{Certificate: [][]byte{c.Cert.Raw}, PrivateKey: c.Key}, nil
 }

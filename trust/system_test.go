@@ -1,4 +1,4 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -17,15 +16,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// swapCertFiles replaces the package's well-known bundle list for one test.
-func swapCertFiles(t *testing.T, files []string) {
-	t.Helper()
-	old := certFiles
-	certFiles = files
-	t.Cleanup(func() { certFiles = old })
-}
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
+)
 
 func TestFindSystemBundle(t *testing.T) {
 	dir := t.TempDir()
@@ -34,51 +27,49 @@ func TestFindSystemBundle(t *testing.T) {
 	bundle := filepath.Join(dir, "out", "ca-bundle.pem")
 	notYet := filepath.Join(dir, "out", "not-written-yet.pem")
 	for _, f := range []string{sysA, sysB, custom, bundle} {
-		writeFile(t, f, genCA(t, filepath.Base(f)).PEM())
+		testpki.WriteFile(t, f, testpki.GenCA(t, filepath.Base(f)).PEM())
 	}
 	if err := os.Mkdir(filepath.Join(dir, "etc", "folder.crt"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	symlink(t, bundle, filepath.Join(dir, "link-to-bundle.pem"))
-	symlink(t, "out", filepath.Join(dir, "out-link"))
-	symlink(t, custom, filepath.Join(dir, "link-to-custom.pem"))
+	testpki.Symlink(t, bundle, filepath.Join(dir, "link-to-bundle.pem"))
+	testpki.Symlink(t, "out", filepath.Join(dir, "out-link"))
+	testpki.Symlink(t, custom, filepath.Join(dir, "link-to-custom.pem"))
 	missing := filepath.Join(dir, "etc", "missing.crt")
 	notFile := func(f string) string {
 		return fmt.Sprintf("inherited SSL_CERT_FILE=%q is not a readable file; using the distribution's bundle for the system roots", f)
 	}
 
 	tests := []struct {
-		name     string
-		env      []string
-		bundle   string
-		files    []string // certFiles
-		want     string
-		warnings []string
+		name        string
+		sslCertFile string // the inherited SSL_CERT_FILE
+		bundle      string
+		files       []string // SystemFiles
+		want        string
+		warnings    []string
 	}{
 		{name: "no SSL_CERT_FILE: first existing well-known file", bundle: bundle, files: []string{missing, sysA, sysB}, want: sysA},
 		{name: "well-known list skips a folder", bundle: bundle, files: []string{filepath.Join(dir, "etc", "folder.crt"), sysB}, want: sysB},
-		{name: "empty SSL_CERT_FILE counts as unset", env: []string{"SSL_CERT_FILE="}, bundle: bundle, files: []string{sysA}, want: sysA},
-		{name: "inherited SSL_CERT_FILE", env: []string{"SSL_CERT_FILE=" + custom}, bundle: bundle, files: []string{sysA}, want: custom},
-		{name: "inherited SSL_CERT_FILE is a symlink to another file", env: []string{"SSL_CERT_FILE=" + filepath.Join(dir, "link-to-custom.pem")},
+		{name: "empty SSL_CERT_FILE counts as unset", sslCertFile: "", bundle: bundle, files: []string{sysA}, want: sysA},
+		{name: "inherited SSL_CERT_FILE", sslCertFile: custom, bundle: bundle, files: []string{sysA}, want: custom},
+		{name: "inherited SSL_CERT_FILE is a symlink to another file", sslCertFile: filepath.Join(dir, "link-to-custom.pem"),
 			bundle: bundle, files: []string{sysA}, want: filepath.Join(dir, "link-to-custom.pem")},
-		{name: "first of duplicate SSL_CERT_FILE wins", env: []string{"SSL_CERT_FILE=" + custom, "SSL_CERT_FILE=" + bundle}, bundle: bundle, files: []string{sysA}, want: custom},
-		{name: "SSL_CERT_FILE is our own bundle", env: []string{"SSL_CERT_FILE=" + bundle}, bundle: bundle, files: []string{missing, sysB}, want: sysB},
-		{name: "SSL_CERT_FILE is our own bundle, unclean path", env: []string{"SSL_CERT_FILE=" + dir + "/out/./../out//ca-bundle.pem"}, bundle: bundle, files: []string{sysA}, want: sysA},
-		{name: "SSL_CERT_FILE is a symlink to our own bundle", env: []string{"SSL_CERT_FILE=" + filepath.Join(dir, "link-to-bundle.pem")}, bundle: bundle, files: []string{sysA}, want: sysA},
-		{name: "SSL_CERT_FILE reaches our own bundle through a symlinked folder", env: []string{"SSL_CERT_FILE=" + filepath.Join(dir, "out-link", "ca-bundle.pem")}, bundle: bundle, files: []string{sysA}, want: sysA},
-		{name: "KAI_CA_BUNDLE is a symlink to SSL_CERT_FILE", env: []string{"SSL_CERT_FILE=" + bundle}, bundle: filepath.Join(dir, "link-to-bundle.pem"), files: []string{sysA}, want: sysA},
-		{name: "SSL_CERT_FILE is our bundle, not written yet", env: []string{"SSL_CERT_FILE=" + notYet}, bundle: notYet, files: []string{sysA}, want: sysA},
-		{name: "SSL_CERT_FILE is our bundle and nothing else exists", env: []string{"SSL_CERT_FILE=" + bundle}, bundle: bundle, files: []string{missing}},
-		{name: "SSL_CERT_FILE missing", env: []string{"SSL_CERT_FILE=" + missing}, bundle: bundle, files: []string{sysA}, want: sysA, warnings: []string{notFile(missing)}},
-		{name: "SSL_CERT_FILE is a folder", env: []string{"SSL_CERT_FILE=" + dir}, bundle: bundle, files: []string{sysA}, want: sysA, warnings: []string{notFile(dir)}},
-		{name: "SSL_CERT_FILE missing and nothing else", env: []string{"SSL_CERT_FILE=" + missing}, bundle: bundle, files: []string{missing}, warnings: []string{notFile(missing)}},
+		{name: "SSL_CERT_FILE is our own bundle", sslCertFile: bundle, bundle: bundle, files: []string{missing, sysB}, want: sysB},
+		{name: "SSL_CERT_FILE is our own bundle, unclean path", sslCertFile: dir + "/out/./../out//ca-bundle.pem", bundle: bundle, files: []string{sysA}, want: sysA},
+		{name: "SSL_CERT_FILE is a symlink to our own bundle", sslCertFile: filepath.Join(dir, "link-to-bundle.pem"), bundle: bundle, files: []string{sysA}, want: sysA},
+		{name: "SSL_CERT_FILE reaches our own bundle through a symlinked folder", sslCertFile: filepath.Join(dir, "out-link", "ca-bundle.pem"), bundle: bundle, files: []string{sysA}, want: sysA},
+		{name: "KAI_CA_BUNDLE is a symlink to SSL_CERT_FILE", sslCertFile: bundle, bundle: filepath.Join(dir, "link-to-bundle.pem"), files: []string{sysA}, want: sysA},
+		{name: "SSL_CERT_FILE is our bundle, not written yet", sslCertFile: notYet, bundle: notYet, files: []string{sysA}, want: sysA},
+		{name: "SSL_CERT_FILE is our bundle and nothing else exists", sslCertFile: bundle, bundle: bundle, files: []string{missing}},
+		{name: "SSL_CERT_FILE missing", sslCertFile: missing, bundle: bundle, files: []string{sysA}, want: sysA, warnings: []string{notFile(missing)}},
+		{name: "SSL_CERT_FILE is a folder", sslCertFile: dir, bundle: bundle, files: []string{sysA}, want: sysA, warnings: []string{notFile(dir)}},
+		{name: "SSL_CERT_FILE missing and nothing else", sslCertFile: missing, bundle: bundle, files: []string{missing}, warnings: []string{notFile(missing)}},
 		{name: "nothing found", bundle: bundle, files: []string{missing, filepath.Join(dir, "etc", "folder.crt")}},
 		{name: "empty list", bundle: bundle},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			swapCertFiles(t, tt.files)
-			got, warnings := findSystemBundle(NewEnv(tt.env), tt.bundle, certFiles)
+			got, warnings := FindSystemBundle(tt.sslCertFile, tt.bundle, tt.files)
 			if got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
@@ -89,7 +80,7 @@ func TestFindSystemBundle(t *testing.T) {
 	}
 }
 
-// TestCertFiles_MatchesCryptoX509 checks certFiles against the list of the
+// TestCertFiles_MatchesCryptoX509 checks SystemFiles against the list of the
 // Go release that builds the shim, which the shim follows.
 func TestCertFiles_MatchesCryptoX509(t *testing.T) {
 	goroot, err := exec.Command("go", "env", "GOROOT").Output()
@@ -108,21 +99,21 @@ func TestCertFiles_MatchesCryptoX509(t *testing.T) {
 	for _, q := range regexp.MustCompile(`"([^"]+)"`).FindAllSubmatch(m[1], -1) {
 		want = append(want, string(q[1]))
 	}
-	if fmt.Sprint(certFiles) != fmt.Sprint(want) {
-		t.Errorf("certFiles = %q\ncrypto/x509 has %q", certFiles, want)
+	if fmt.Sprint(SystemFiles) != fmt.Sprint(want) {
+		t.Errorf("SystemFiles = %q\ncrypto/x509 has %q", SystemFiles, want)
 	}
 }
 
 func TestReadSystemRoots(t *testing.T) {
-	s1, s2, s3, s4 := genCA(t, "sys 1"), genCA(t, "sys 2"), genCA(t, "sys 3"), genCA(t, "sys 4")
+	s1, s2, s3, s4 := testpki.GenCA(t, "sys 1"), testpki.GenCA(t, "sys 2"), testpki.GenCA(t, "sys 3"), testpki.GenCA(t, "sys 4")
 	crlf := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")) }
 	trim := func(b []byte) []byte { return bytes.TrimSuffix(b, []byte("\n")) }
 	badB64 := []byte("-----BEGIN CERTIFICATE-----\nMIIC###\n-----END CERTIFICATE-----\n")
 	badTrusted := []byte("-----BEGIN TRUSTED CERTIFICATE-----\n" + b64([]byte("zzzz")) + "\n-----END TRUSTED CERTIFICATE-----\n")
 	crl := []byte("-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n")
 	certBlock := func(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
-	keyDER, _ := pem.Decode(ecKeyPEM(t, s1.Key))
-	notCerts := concat(certBlock(keyDER.Bytes), certBlock(s3.DER()[:len(s3.DER())-10]), certBlock(append(s4.DER(), 0, 0)))
+	keyDER, _ := pem.Decode(testpki.ECKeyPEM(t, s1.Key))
+	notCerts := testpki.Concat(certBlock(keyDER.Bytes), certBlock(s3.DER()[:len(s3.DER())-10]), certBlock(append(s4.DER(), 0, 0)))
 	noCert := func(path string) string {
 		return fmt.Sprintf("system bundle %s holds no certificate: the bundle will have no system roots, and clients will reject every public host", path)
 	}
@@ -139,15 +130,15 @@ func TestReadSystemRoots(t *testing.T) {
 	tests := []struct {
 		name     string
 		data     []byte
-		want     []*testCert
+		want     []*testpki.Cert
 		warnings func(path string, data []byte) []string
 	}{
-		{name: "clean bundle", data: concat(s1.PEM(), s2.PEM()), want: []*testCert{s1, s2}},
+		{name: "clean bundle", data: testpki.Concat(s1.PEM(), s2.PEM()), want: []*testpki.Cert{s1, s2}},
 		{name: "empty file", warnings: func(path string, _ []byte) []string { return []string{noCert(path)} }},
-		{name: "no certificate block", data: concat([]byte("# no roots\n"), crl, ecKeyPEM(t, s1.Key)),
+		{name: "no certificate block", data: testpki.Concat([]byte("# no roots\n"), crl, testpki.ECKeyPEM(t, s1.Key)),
 			warnings: func(path string, _ []byte) []string { return []string{noCert(path)} }},
 		{name: "valid base64 that is not a certificate dropped with a warning: a key, a truncated and a padded certificate",
-			data: concat(s1.PEM(), notCerts, s2.PEM()), want: []*testCert{s1, s2}, warnings: func(path string, data []byte) []string {
+			data: testpki.Concat(s1.PEM(), notCerts, s2.PEM()), want: []*testpki.Cert{s1, s2}, warnings: func(path string, data []byte) []string {
 				return []string{
 					fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 2)),
 					fmt.Sprintf("system bundle %s: block 3 (CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 3)),
@@ -155,8 +146,8 @@ func TestReadSystemRoots(t *testing.T) {
 				}
 			}},
 		{name: "TRUSTED CERTIFICATE around something else dropped with a warning",
-			data: concat(s1.PEM(), []byte("-----BEGIN TRUSTED CERTIFICATE-----\n"+b64(concat(keyDER.Bytes, trustTrailer))+"\n-----END TRUSTED CERTIFICATE-----\n")),
-			want: []*testCert{s1}, warnings: func(path string, data []byte) []string {
+			data: testpki.Concat(s1.PEM(), []byte("-----BEGIN TRUSTED CERTIFICATE-----\n"+b64(testpki.Concat(keyDER.Bytes, testpki.TrustTrailer))+"\n-----END TRUSTED CERTIFICATE-----\n")),
+			want: []*testpki.Cert{s1}, warnings: func(path string, data []byte) []string {
 				return []string{fmt.Sprintf("system bundle %s: block 2 (TRUSTED CERTIFICATE, line %d) is not a certificate, dropped", path, lineOf(data, 2))}
 			}},
 		{name: "nothing but blocks that are not certificates", data: notCerts, warnings: func(path string, data []byte) []string {
@@ -168,33 +159,33 @@ func TestReadSystemRoots(t *testing.T) {
 			}
 		}},
 		{name: "messy framing: BOM, comments, CRLF, concatenated, no final newline",
-			data: concat([]byte("\xef\xbb\xbf# RHEL-style header\r\n\r\n"), crlf(s1.PEM()), []byte("# sys 2\n"),
-				trim(s2.PEM()), trim(trustedPEM(s3)), crlf(trim(s4.PEM()))),
-			want: []*testCert{s1, s2, s3, s4}},
-		{name: "duplicates dropped silently, first kept", data: concat(s1.PEM(), s2.PEM(), s1.PEM(), trustedPEM(s2), s3.PEM()),
-			want: []*testCert{s1, s2, s3}},
-		{name: "other blocks skipped", data: concat(crl, s1.PEM(), ecKeyPEM(t, s1.Key), s2.PEM()), want: []*testCert{s1, s2}},
-		{name: "broken base64 dropped with a warning", data: concat(s1.PEM(), badB64, s2.PEM(), badTrusted),
-			want: []*testCert{s1, s2}, warnings: func(path string, data []byte) []string {
+			data: testpki.Concat([]byte("\xef\xbb\xbf# RHEL-style header\r\n\r\n"), crlf(s1.PEM()), []byte("# sys 2\n"),
+				trim(s2.PEM()), trim(testpki.TrustedPEM(s3)), crlf(trim(s4.PEM()))),
+			want: []*testpki.Cert{s1, s2, s3, s4}},
+		{name: "duplicates dropped silently, first kept", data: testpki.Concat(s1.PEM(), s2.PEM(), s1.PEM(), testpki.TrustedPEM(s2), s3.PEM()),
+			want: []*testpki.Cert{s1, s2, s3}},
+		{name: "other blocks skipped", data: testpki.Concat(crl, s1.PEM(), testpki.ECKeyPEM(t, s1.Key), s2.PEM()), want: []*testpki.Cert{s1, s2}},
+		{name: "broken base64 dropped with a warning", data: testpki.Concat(s1.PEM(), badB64, s2.PEM(), badTrusted),
+			want: []*testpki.Cert{s1, s2}, warnings: func(path string, data []byte) []string {
 				return []string{
 					fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 2)),
 					fmt.Sprintf("system bundle %s: block 4 (TRUSTED CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 4)),
 				}
 			}},
-		{name: "unterminated block in the middle dropped, the next kept", data: concat(s1.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n"), s2.PEM()),
-			want: []*testCert{s1, s2}, warnings: func(path string, data []byte) []string {
+		{name: "unterminated block in the middle dropped, the next kept", data: testpki.Concat(s1.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n"), s2.PEM()),
+			want: []*testpki.Cert{s1, s2}, warnings: func(path string, data []byte) []string {
 				return []string{fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 2))}
 			}},
-		{name: "unterminated last block dropped with a warning", data: concat(s1.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")),
-			want: []*testCert{s1}, warnings: func(path string, data []byte) []string {
+		{name: "unterminated last block dropped with a warning", data: testpki.Concat(s1.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")),
+			want: []*testpki.Cert{s1}, warnings: func(path string, data []byte) []string {
 				return []string{fmt.Sprintf("system bundle %s: block 2 (CERTIFICATE, line %d) does not decode, dropped", path, lineOf(data, 2))}
 			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "ca-certificates.crt")
-			writeFile(t, path, tt.data)
-			s, err := readSystemRoots(path)
+			testpki.WriteFile(t, path, tt.data)
+			s, err := ReadSystemRoots(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -213,11 +204,11 @@ func TestReadSystemRoots(t *testing.T) {
 				t.Errorf("warnings:\n got %q\nwant %q", s.Warnings, wantWarn)
 			}
 			for _, c := range tt.want {
-				if !s.has(Cert{X509: c.Cert, Sum: c.Sum()}) {
+				if !s.has(c.PEM()) {
 					t.Errorf("has(%q) = false", c.Cert.Subject.CommonName)
 				}
 			}
-			if other := genCA(t, "not a system root"); s.has(Cert{X509: other.Cert, Sum: other.Sum()}) {
+			if other := testpki.GenCA(t, "not a system root"); s.has(other.PEM()) {
 				t.Error("has(a certificate not in the bundle) = true")
 			}
 			checkFraming(t, s.PEM, len(tt.want))
@@ -226,7 +217,7 @@ func TestReadSystemRoots(t *testing.T) {
 }
 
 func TestReadSystemRoots_NoPath(t *testing.T) {
-	s, err := readSystemRoots("")
+	s, err := ReadSystemRoots("")
 	if err != nil || s.Path != "" || s.Count != 0 || len(s.PEM) != 0 || len(s.Warnings) != 0 {
 		t.Fatalf("got %+v, %v; want an empty set of roots", s, err)
 	}
@@ -235,7 +226,7 @@ func TestReadSystemRoots_NoPath(t *testing.T) {
 func TestReadSystemRoots_Unreadable(t *testing.T) {
 	dir := t.TempDir()
 	huge := filepath.Join(dir, "huge.crt")
-	writeFile(t, huge, genCA(t, "huge").PEM())
+	testpki.WriteFile(t, huge, testpki.GenCA(t, "huge").PEM())
 	if err := os.Truncate(huge, maxSystemBundleSize+1); err != nil { // sparse: cheap
 		t.Fatal(err)
 	}
@@ -245,7 +236,7 @@ func TestReadSystemRoots_Unreadable(t *testing.T) {
 		{name: "larger than the limit", path: huge, want: fmt.Sprintf("system bundle %s: %d bytes, larger than the 16 MiB a CA bundle may have", huge, maxSystemBundleSize+1)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := readSystemRoots(tt.path)
+			s, err := ReadSystemRoots(tt.path)
 			if err == nil || err.Error() != tt.want || s != nil {
 				t.Fatalf("got %v, %v; want error %q", s, err, tt.want)
 			}
@@ -278,7 +269,7 @@ func TestReadSystemRoots_Debian(t *testing.T) {
 		}
 		want = append(want, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b.Bytes})...)
 	}
-	s, err := readSystemRoots(path)
+	s, err := ReadSystemRoots(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,54 +323,12 @@ func checkFraming(t *testing.T, data []byte, n int) {
 	}
 }
 
-// TestRun_SystemBundle checks what Run makes of a system bundle that gives
-// no roots: a warning naming it, or, for one over the size limit, a
-// configuration error (exit 78).
-func TestRun_SystemBundle(t *testing.T) {
-	huge := filepath.Join(t.TempDir(), "huge.crt")
-	writeFile(t, huge, nil)
-	if err := os.Truncate(huge, maxSystemBundleSize+1); err != nil { // sparse: cheap
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		name string
-		c    runCase
-	}{
-		{name: "bundle without a certificate", c: runCase{env: map[string]string{"SSL_CERT_FILE": "$DIR/empty.crt", "KAI_CERT_DIRS": "$DIR/certs"},
-			files:    map[string]string{"empty.crt": "# no roots here\n", "certs/ca.pem": "<ca>"},
-			wantWarn: []string{"system bundle $DIR/empty.crt holds no certificate: the bundle will have no system roots"}}},
-		{name: "bundle over the size limit", c: runCase{env: map[string]string{"SSL_CERT_FILE": huge, "KAI_CERT_DIRS": "$DIR/certs"},
-			files:   map[string]string{"certs/ca.pem": "<ca>"},
-			wantErr: []string{fmt.Sprintf("system bundle %s: %d bytes, larger than the 16 MiB a CA bundle may have", huge, maxSystemBundleSize+1)}}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			p, err := tt.c.run(t)
-			dir := strings.TrimSuffix(p.Config.CABundle, "/out/ca-bundle.pem")
-			if len(tt.c.wantErr) > 0 {
-				var ce *ConfigError
-				if !errors.As(err, &ce) || ExitCode(err) != ExitConfig || strings.Join(ce.Problems(), "\n") != strings.Join(tt.c.wantErr, "\n") {
-					t.Fatalf("err = %v (exit %d), want the configuration error %q (exit %d)", err, ExitCode(err), tt.c.wantErr, ExitConfig)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, w := range tt.c.wantWarn {
-				if w = strings.ReplaceAll(w, "$DIR", dir); !strings.Contains(strings.Join(p.Warnings, "\n"), w) {
-					t.Errorf("warnings %q, want one containing %q", p.Warnings, w)
-				}
-			}
-		})
-	}
-}
-
 // TestCertShape checks the certificate shape test on DER and, the same
 // bytes, on their base64 text as the fast path reads it.
 func TestCertShape(t *testing.T) {
-	ca := genCA(t, "shape")
-	rsaCA := genCert(t, certSpec{CN: "shape RSA", CA: true, Key: rsaKey(t)})
-	keyBlock, _ := pem.Decode(ecKeyPEM(t, ca.Key))
+	ca := testpki.GenCA(t, "shape")
+	rsaCA := testpki.Gen(t, testpki.Spec{CN: "shape RSA", CA: true, Key: testpki.RSAKey(t)})
+	keyBlock, _ := pem.Decode(testpki.ECKeyPEM(t, ca.Key))
 	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now(), NextUpdate: time.Now().Add(time.Hour)}, ca.Cert, ca.Key)
 	if err != nil {
 		t.Fatal(err)
@@ -407,7 +356,7 @@ func TestCertShape(t *testing.T) {
 		{name: "truncated", der: ca.DER()[:len(ca.DER())-1], want: false},
 		{name: "indefinite length", der: append([]byte{0x30, 0x80}, append(ca.DER()[4:], 0, 0)...), want: false},
 		{name: "EC private key", der: keyBlock.Bytes, want: false},
-		{name: "RSA private key", der: x509.MarshalPKCS1PrivateKey(rsaKey(t)), want: false},
+		{name: "RSA private key", der: x509.MarshalPKCS1PrivateKey(testpki.RSAKey(t)), want: false},
 		{name: "CRL", der: crl, want: false},
 		{name: "certificate request", der: csr, want: false},
 		{name: "one byte", der: []byte{0x30}, want: false},

@@ -1,4 +1,4 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
 // derTLV is one constructed DER element of the given class and tag
 // holding parts.
 func derTLV(tb testing.TB, class, tag int, parts ...[]byte) []byte {
 	tb.Helper()
-	return mustDER(tb, asn1.RawValue{Class: class, Tag: tag, IsCompound: true, Bytes: concat(parts...)})
+	return mustDER(tb, asn1.RawValue{Class: class, Tag: tag, IsCompound: true, Bytes: testpki.Concat(parts...)})
 }
 
 // mustDER is v in DER.
@@ -30,7 +32,7 @@ func mustDER(tb testing.TB, v any) []byte {
 // p7b is certs as `openssl crl2pkcs7 -nocrl -certfile ... -outform DER`
 // writes them (TestParseCertFile_OpenSSLPKCS7 checks that): a PKCS#7
 // SignedData with no content, no CRLs and no signers.
-func p7b(tb testing.TB, certs ...*testCert) []byte {
+func p7b(tb testing.TB, certs ...*testpki.Cert) []byte {
 	tb.Helper()
 	var raw [][]byte
 	for _, c := range certs {
@@ -45,8 +47,8 @@ func p7b(tb testing.TB, certs ...*testCert) []byte {
 }
 
 func TestParseCertFile_DERAndPKCS7(t *testing.T) {
-	ca, ca2 := genCA(t, "der CA"), genCA(t, "der CA 2")
-	key := ecKeyPEM(t, ca.Key)
+	ca, ca2 := testpki.GenCA(t, "der CA"), testpki.GenCA(t, "der CA 2")
+	key := testpki.ECKeyPEM(t, ca.Key)
 	keyDER := keyDERFromPEM(t, key)
 	notACert := []byte{0x30, 0x03, 0x02, 0x01, 0x05}
 	block := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
@@ -59,34 +61,34 @@ func TestParseCertFile_DERAndPKCS7(t *testing.T) {
 	const path = "/certs/corp/ca.p7b"
 
 	tests := []parseCase{
-		{name: "DER certificate and a newline", data: concat(ca.DER(), []byte("\n")), want: []*testCert{ca}, blocks: []int{0}},
-		{name: "DER certificates concatenated, CRLF after", data: concat(ca.DER(), ca2.DER(), []byte("\r\n")),
-			want: []*testCert{ca, ca2}, blocks: []int{0, 0}},
-		{name: "DER certificates with a newline between", data: concat(ca.DER(), []byte("\n"), ca2.DER()),
-			want: []*testCert{ca, ca2}, blocks: []int{0, 0}},
-		{name: "PKCS#7 in DER (.p7b)", data: p7, want: []*testCert{ca, ca2}, blocks: []int{0, 0}},
-		{name: "PKCS#7 in DER, a newline, a DER certificate", data: concat(p7b(t, ca2), []byte("\n"), ca.DER()),
-			want: []*testCert{ca2, ca}, blocks: []int{0, 0}},
-		{name: "PKCS7 block", data: block("PKCS7", p7), want: []*testCert{ca, ca2}, blocks: []int{1, 1}},
-		{name: "PKCS #7 SIGNED DATA block", data: block("PKCS #7 SIGNED DATA", p7), want: []*testCert{ca, ca2}, blocks: []int{1, 1}},
-		{name: "key, PKCS7 block, certificate", data: concat(key, block("PKCS7", p7b(t, ca2)), ca.PEM()),
-			want: []*testCert{ca2, ca}, blocks: []int{2, 3}},
+		{name: "DER certificate and a newline", data: testpki.Concat(ca.DER(), []byte("\n")), want: []*testpki.Cert{ca}, blocks: []int{0}},
+		{name: "DER certificates concatenated, CRLF after", data: testpki.Concat(ca.DER(), ca2.DER(), []byte("\r\n")),
+			want: []*testpki.Cert{ca, ca2}, blocks: []int{0, 0}},
+		{name: "DER certificates with a newline between", data: testpki.Concat(ca.DER(), []byte("\n"), ca2.DER()),
+			want: []*testpki.Cert{ca, ca2}, blocks: []int{0, 0}},
+		{name: "PKCS#7 in DER (.p7b)", data: p7, want: []*testpki.Cert{ca, ca2}, blocks: []int{0, 0}},
+		{name: "PKCS#7 in DER, a newline, a DER certificate", data: testpki.Concat(p7b(t, ca2), []byte("\n"), ca.DER()),
+			want: []*testpki.Cert{ca2, ca}, blocks: []int{0, 0}},
+		{name: "PKCS7 block", data: block("PKCS7", p7), want: []*testpki.Cert{ca, ca2}, blocks: []int{1, 1}},
+		{name: "PKCS #7 SIGNED DATA block", data: block("PKCS #7 SIGNED DATA", p7), want: []*testpki.Cert{ca, ca2}, blocks: []int{1, 1}},
+		{name: "key, PKCS7 block, certificate", data: testpki.Concat(key, block("PKCS7", p7b(t, ca2)), ca.PEM()),
+			want: []*testpki.Cert{ca2, ca}, blocks: []int{2, 3}},
 		{name: "PKCS#7 without certificates", data: p7b(t)},
 		{name: "PKCS#7 of data, not SignedData", data: derTLV(t, asn1.ClassUniversal, asn1.TagSequence,
 			mustDER(t, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}), derTLV(t, asn1.ClassContextSpecific, 0, mustDER(t, []byte("x"))))},
 		{name: "DER key", data: keyDER},
-		{name: "DER key, then a certificate", data: concat(keyDER, ca.DER())},
-		{name: "DER certificate, then a SEQUENCE that is not one", data: concat(ca.DER(), notACert), want: []*testCert{ca}, blocks: []int{0},
+		{name: "DER key, then a certificate", data: testpki.Concat(keyDER, ca.DER())},
+		{name: "DER certificate, then a SEQUENCE that is not one", data: testpki.Concat(ca.DER(), notACert), want: []*testpki.Cert{ca}, blocks: []int{0},
 			errs: []string{fmt.Sprintf("%s: byte %d: not a valid certificate: malformed tbs certificate", path, len(ca.DER()))}},
-		{name: "DER certificate, then text", data: concat(ca.DER(), []byte("\n# corp CA\n")), want: []*testCert{ca}, blocks: []int{0},
+		{name: "DER certificate, then text", data: testpki.Concat(ca.DER(), []byte("\n# corp CA\n")), want: []*testpki.Cert{ca}, blocks: []int{0},
 			errs: []string{fmt.Sprintf("%s: byte %d: neither a DER certificate nor blanks", path, len(ca.DER())+1)}},
-		{name: "DER certificate, then a truncated one", data: concat(ca.DER(), ca2.DER()[:100]), want: []*testCert{ca}, blocks: []int{0},
+		{name: "DER certificate, then a truncated one", data: testpki.Concat(ca.DER(), ca2.DER()[:100]), want: []*testpki.Cert{ca}, blocks: []int{0},
 			errs: []string{fmt.Sprintf("%s: byte %d: neither a DER certificate nor blanks", path, len(ca.DER()))}},
-		{name: "PKCS#7 holding a certificate that does not parse", data: badP7, want: []*testCert{ca}, blocks: []int{0},
+		{name: "PKCS#7 holding a certificate that does not parse", data: badP7, want: []*testpki.Cert{ca}, blocks: []int{0},
 			errs: []string{path + ": PKCS#7 at byte 0: certificate 2: not a valid certificate: malformed tbs certificate"}},
 		{name: "PKCS#7 cut after its content type", data: derTLV(t, asn1.ClassUniversal, asn1.TagSequence, mustDER(t, oidSignedData)),
 			errs: []string{path + ": PKCS#7 at byte 0: malformed PKCS#7 SignedData"}},
-		{name: "PKCS7 block holding a certificate", data: concat(ca.PEM(), block("PKCS7", ca2.DER())), want: []*testCert{ca}, blocks: []int{1},
+		{name: "PKCS7 block holding a certificate", data: testpki.Concat(ca.PEM(), block("PKCS7", ca2.DER())), want: []*testpki.Cert{ca}, blocks: []int{1},
 			errs: []string{fmt.Sprintf("%s: block 2 (PKCS7, line %d): not a PKCS#7 SignedData", path, 1+lines(ca.PEM()))}},
 	}
 	checkParseCertFile(t, path, tests)
@@ -96,13 +98,13 @@ func TestParseCertFile_DERAndPKCS7(t *testing.T) {
 // crl2pkcs7` writes, from a cert folder, and checks that p7b makes the
 // same bytes.
 func TestParseCertFile_OpenSSLPKCS7(t *testing.T) {
-	ca, ca2 := genCA(t, "p7 CA"), genCA(t, "p7 CA 2")
+	ca, ca2 := testpki.GenCA(t, "p7 CA"), testpki.GenCA(t, "p7 CA 2")
 	dir := t.TempDir()
 	work := filepath.Join(dir, ".work")
-	writeFile(t, filepath.Join(work, "a.pem"), ca.PEM())
-	writeFile(t, filepath.Join(work, "b.pem"), ca2.PEM())
+	testpki.WriteFile(t, filepath.Join(work, "a.pem"), ca.PEM())
+	testpki.WriteFile(t, filepath.Join(work, "b.pem"), ca2.PEM())
 	crl2pkcs7 := func(args ...string) []byte {
-		return runOpenSSL(t, append([]string{"crl2pkcs7", "-nocrl", "-certfile", filepath.Join(work, "a.pem"),
+		return testpki.RunOpenSSL(t, append([]string{"crl2pkcs7", "-nocrl", "-certfile", filepath.Join(work, "a.pem"),
 			"-certfile", filepath.Join(work, "b.pem")}, args...)...)
 	}
 	der, text := crl2pkcs7("-outform", "DER"), crl2pkcs7()
@@ -112,11 +114,11 @@ func TestParseCertFile_OpenSSLPKCS7(t *testing.T) {
 	if !bytes.HasPrefix(text, []byte("-----BEGIN PKCS7-----\n")) {
 		t.Fatalf("openssl did not write a PKCS7 block:\n%s", text)
 	}
-	writeFile(t, filepath.Join(dir, "corp.p7b"), der)
-	writeFile(t, filepath.Join(dir, "corp.p7c"), text)
-	writeFile(t, filepath.Join(dir, "root.cer"), concat(ca2.DER(), []byte("\n")))
+	testpki.WriteFile(t, filepath.Join(dir, "corp.p7b"), der)
+	testpki.WriteFile(t, filepath.Join(dir, "corp.p7c"), text)
+	testpki.WriteFile(t, filepath.Join(dir, "root.cer"), testpki.Concat(ca2.DER(), []byte("\n")))
 
-	r := readSource(dir)
+	r := ReadSource(dir)
 	if len(r.Errs) != 0 || len(r.Warnings) != 0 || len(r.NoCert) != 0 || r.Files != 3 {
 		t.Fatalf("errors %v, warnings %q, no certificate in %q, %d files; want none and 3 files", r.Errs, r.Warnings, r.NoCert, r.Files)
 	}

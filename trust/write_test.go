@@ -1,4 +1,4 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
@@ -13,18 +13,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/konveyor/kai-entrypoint/internal/testio"
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
 func TestWriteAtomic(t *testing.T) {
-	data := concat(genCA(t, "w1").PEM(), genCA(t, "w2").PEM())
-	other := genCA(t, "w3").PEM()
+	data := testpki.Concat(testpki.GenCA(t, "w1").PEM(), testpki.GenCA(t, "w2").PEM())
+	other := testpki.GenCA(t, "w3").PEM()
 	const longAgo = 1000000000 // 2001
 
 	t.Run("creates missing folders 0755 and the file 0644 under umask 077", func(t *testing.T) {
 		defer syscall.Umask(syscall.Umask(0o077))
 		dir := t.TempDir()
 		path := filepath.Join(dir, "a", "b", "ca-bundle.pem")
-		written, err := writeAtomic(path, data)
+		written, err := WriteAtomic(path, data)
 		if err != nil || !written {
 			t.Fatalf("got %v, %v", written, err)
 		}
@@ -42,7 +45,7 @@ func TestWriteAtomic(t *testing.T) {
 		path := filepath.Join(dir, "ca.pem")
 		stale, fresh, otherStale := ".ca.pem.111.tmp", ".ca.pem.222.tmp", ".other.pem.333.tmp"
 		for _, n := range []string{stale, fresh, otherStale} {
-			writeFile(t, filepath.Join(dir, n), other)
+			testpki.WriteFile(t, filepath.Join(dir, n), other)
 		}
 		old := time.Unix(longAgo, 0)
 		for _, n := range []string{stale, otherStale} {
@@ -50,7 +53,7 @@ func TestWriteAtomic(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if written, err := writeAtomic(path, data); err != nil || !written {
+		if written, err := WriteAtomic(path, data); err != nil || !written {
 			t.Fatalf("got %v, %v; want true, nil", written, err)
 		}
 		checkFile(t, path, data, 0o644)
@@ -60,7 +63,7 @@ func TestWriteAtomic(t *testing.T) {
 	t.Run("identical file left alone", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "ca.pem")
-		if _, err := writeAtomic(path, data); err != nil {
+		if _, err := WriteAtomic(path, data); err != nil {
 			t.Fatal(err)
 		}
 		old := time.Unix(longAgo, 0)
@@ -68,7 +71,7 @@ func TestWriteAtomic(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := statT(t, path)
-		written, err := writeAtomic(path, data)
+		written, err := WriteAtomic(path, data)
 		if err != nil || written {
 			t.Fatalf("got %v, %v; want false, nil", written, err)
 		}
@@ -82,11 +85,11 @@ func TestWriteAtomic(t *testing.T) {
 	t.Run("identical bytes with another mode rewritten 0644", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "ca.pem")
-		writeFile(t, path, data)
+		testpki.WriteFile(t, path, data)
 		if err := os.Chmod(path, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if written, err := writeAtomic(path, data); err != nil || !written {
+		if written, err := WriteAtomic(path, data); err != nil || !written {
 			t.Fatalf("got %v, %v; want true, nil", written, err)
 		}
 		checkFile(t, path, data, 0o644)
@@ -95,7 +98,7 @@ func TestWriteAtomic(t *testing.T) {
 	t.Run("changed content replaced by rename, not in place", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "ca.pem")
-		writeFile(t, path, other)
+		testpki.WriteFile(t, path, other)
 		if err := os.Chmod(path, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +107,7 @@ func TestWriteAtomic(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := statT(t, path)
-		if written, err := writeAtomic(path, data); err != nil || !written {
+		if written, err := WriteAtomic(path, data); err != nil || !written {
 			t.Fatalf("got %v, %v; want true, nil", written, err)
 		}
 		checkFile(t, path, data, 0o644)
@@ -128,7 +131,7 @@ func TestWriteAtomic(t *testing.T) {
 			dir := t.TempDir()
 			victim := filepath.Join(dir, "elsewhere", "victim")
 			if tt.victim != nil {
-				writeFile(t, victim, tt.victim)
+				testpki.WriteFile(t, victim, tt.victim)
 				if err := os.Chmod(victim, tt.mode); err != nil {
 					t.Fatal(err)
 				}
@@ -137,8 +140,8 @@ func TestWriteAtomic(t *testing.T) {
 			if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			symlink(t, victim, path)
-			if written, err := writeAtomic(path, data); err != nil || !written {
+			testpki.Symlink(t, victim, path)
+			if written, err := WriteAtomic(path, data); err != nil || !written {
 				t.Fatalf("got %v, %v; want true, nil", written, err)
 			}
 			if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
@@ -166,7 +169,7 @@ func TestWriteAtomic(t *testing.T) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			w, err := writeAtomic(path, data)
+			w, err := WriteAtomic(path, data)
 			done <- result{w, err}
 		}()
 		select {
@@ -178,7 +181,7 @@ func TestWriteAtomic(t *testing.T) {
 			if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
 				f.Close() // release the reader
 			}
-			t.Fatal("writeAtomic opened the FIFO")
+			t.Fatal("WriteAtomic opened the FIFO")
 		}
 		checkFile(t, path, data, 0o644)
 		noTemp(t, dir, "ca.pem")
@@ -192,22 +195,22 @@ func TestWriteAtomic(t *testing.T) {
 		keep  []string
 	}{
 		{name: "target is a folder", setup: func(t *testing.T, dir string) string {
-			writeFile(t, filepath.Join(dir, "ca.pem", "inside"), other)
+			testpki.WriteFile(t, filepath.Join(dir, "ca.pem", "inside"), other)
 			return filepath.Join(dir, "ca.pem")
 		}, cause: "file exists", list: ".", keep: []string{"ca.pem"}},
 		{name: "parent is a regular file", setup: func(t *testing.T, dir string) string {
-			writeFile(t, filepath.Join(dir, "tmp"), other)
+			testpki.WriteFile(t, filepath.Join(dir, "tmp"), other)
 			return filepath.Join(dir, "tmp", "kai", "ca.pem")
 		}, cause: "not a directory", list: ".", keep: []string{"tmp"}},
 		{name: "parent is a regular file, one level", setup: func(t *testing.T, dir string) string {
-			writeFile(t, filepath.Join(dir, "tmp"), other)
+			testpki.WriteFile(t, filepath.Join(dir, "tmp"), other)
 			return filepath.Join(dir, "tmp", "ca.pem")
 		}, cause: "not a directory", list: ".", keep: []string{"tmp"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := tt.setup(t, dir)
-			written, err := writeAtomic(path, data)
+			written, err := WriteAtomic(path, data)
 			if written || err == nil {
 				t.Fatalf("got %v, %v; want an error", written, err)
 			}
@@ -217,91 +220,11 @@ func TestWriteAtomic(t *testing.T) {
 	}
 }
 
-// TestCheckBundlePath: every problem a write to KAI_CA_BUNDLE would meet,
-// found before anything is written, and the bundle never a system bundle.
-func TestCheckBundlePath(t *testing.T) {
-	dir := t.TempDir()
-	system := filepath.Join(dir, "etc", "ssl", "ca.crt") // a well-known system bundle here
-	writeFile(t, system, genCA(t, "system").PEM())
-	symlink(t, filepath.Join(dir, "etc", "ssl"), filepath.Join(dir, "ssl-link"))
-	inherited := filepath.Join(dir, "inherited", "ca.pem") // an SSL_CERT_FILE the shim did not write
-	writeFile(t, inherited, genCA(t, "inherited").PEM())
-	symlink(t, inherited, filepath.Join(dir, "link-to-inherited.pem"))
-	own := filepath.Join(dir, "own", "ca-bundle.pem") // one it wrote
-	writeFile(t, own, concat([]byte(bundleHeader), genCA(t, "own").PEM()))
-	writeFile(t, filepath.Join(dir, "file"), []byte("x"))
-	swapCertFiles(t, []string{filepath.Join(dir, "etc", "missing.crt"), system})
-	const folder = "names a folder, not a file: set it to a file path such as /tmp/kai-entrypoint/ca-bundle.pem"
-	systemErr := func(f string) string {
-		return "is the system CA bundle " + f + ", which the shim must not overwrite"
-	}
-	const inheritedErr = "a CA bundle kai-entrypoint did not write, which it must not overwrite"
-
-	tests := []struct {
-		name        string
-		path        string // $DIR is the temporary folder
-		sslCertFile string
-		want        []string // each a problem of its own, after KAI_CA_BUNDLE="path": ; none: valid
-	}{
-		{name: "new file in new folders", path: "$DIR/new/kai/ca-bundle.pem"},
-		{name: "existing folder", path: "$DIR/own/other.pem"},
-		{name: "root", path: "/", want: []string{folder}},
-		{name: "trailing slash", path: "$DIR/new/", want: []string{folder}},
-		{name: "dot-dot", path: "$DIR/new/..", want: []string{folder}},
-		{name: "existing folder as the file", path: "$DIR/own", want: []string{folder}},
-		{name: "under a regular file", path: "$DIR/file/ca.pem",
-			want: []string{"cannot write the CA bundle: $DIR/file: not a directory"}},
-		{name: "two levels under a regular file", path: "$DIR/file/kai/ca.pem",
-			want: []string{"cannot write the CA bundle: $DIR/file: not a directory"}},
-		{name: "well-known system bundle", path: "$DIR/etc/ssl/ca.crt", want: []string{systemErr(system)}},
-		{name: "well-known system bundle by an unclean path", path: "$DIR/etc/./ssl//ca.crt", want: []string{systemErr(system)}},
-		{name: "well-known system bundle through a symlinked folder", path: "$DIR/ssl-link/ca.crt", want: []string{systemErr(system)}},
-		{name: "well-known path that does not exist", path: "$DIR/etc/missing.crt",
-			want: []string{systemErr(filepath.Join(dir, "etc", "missing.crt"))}},
-		{name: "well-known system bundle that is also SSL_CERT_FILE: one problem", path: "$DIR/etc/ssl/ca.crt",
-			sslCertFile: system, want: []string{systemErr(system)}},
-		{name: "file of SSL_CERT_FILE the shim did not write", path: "$DIR/inherited/ca.pem", sslCertFile: inherited,
-			want: []string{`is the inherited SSL_CERT_FILE="$DIR/inherited/ca.pem", ` + inheritedErr}},
-		{name: "file of SSL_CERT_FILE through a symlink", path: "$DIR/inherited/ca.pem", sslCertFile: "$DIR/link-to-inherited.pem",
-			want: []string{`is the inherited SSL_CERT_FILE="$DIR/link-to-inherited.pem", ` + inheritedErr}},
-		{name: "SSL_CERT_FILE is a bundle the shim wrote: a repeated run", path: "$DIR/own/ca-bundle.pem", sslCertFile: own},
-		{name: "SSL_CERT_FILE is the bundle path, not written yet", path: "$DIR/own/next.pem", sslCertFile: "$DIR/own/next.pem"},
-		{name: "SSL_CERT_FILE elsewhere", path: "$DIR/own/other.pem", sslCertFile: inherited},
-		{name: "relative path left to Validate", path: "rel/ca.pem"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := strings.ReplaceAll(tt.path, "$DIR", dir)
-			err := checkBundlePath(path, strings.ReplaceAll(tt.sslCertFile, "$DIR", dir))
-			var got []string
-			var ce *ConfigError
-			switch {
-			case errors.As(err, &ce):
-				got = ce.Problems()
-			case err != nil:
-				got = []string{err.Error()}
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("%d problems, want %d: %q", len(got), len(tt.want), got)
-			}
-			for i, w := range tt.want {
-				w = fmt.Sprintf("KAI_CA_BUNDLE=%q: %s", path, strings.ReplaceAll(w, "$DIR", dir))
-				if !strings.HasPrefix(got[i], w) {
-					t.Errorf("problem %q\nwant it to start with %q", got[i], w)
-				}
-			}
-			if _, err := os.Lstat(filepath.Join(dir, "new")); err == nil {
-				t.Error("checkBundlePath created a folder")
-			}
-		})
-	}
-}
-
 // TestWriteAtomic_ReadOnlyMount writes to a tmpfs that is then remounted
 // read only, in a private mount namespace: as root, a chmod 0555 folder
 // would not stop the write.
 func TestWriteAtomic_ReadOnlyMount(t *testing.T) {
-	data, newData := genCA(t, "ro 1").PEM(), genCA(t, "ro 2").PEM()
+	data, newData := testpki.GenCA(t, "ro 1").PEM(), testpki.GenCA(t, "ro 2").PEM()
 	mnt := t.TempDir()
 	path := filepath.Join(mnt, "ca-bundle.pem")
 	type result struct {
@@ -317,15 +240,15 @@ func TestWriteAtomic_ReadOnlyMount(t *testing.T) {
 		if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0755"); err != nil {
 			return errSkip{err}
 		}
-		if _, err := writeAtomic(path, data); err != nil {
+		if _, err := WriteAtomic(path, data); err != nil {
 			return err
 		}
 		if err := syscall.Mount("", mnt, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
 			return errSkip{err}
 		}
-		res.unchangedWritten, res.unchangedErr = writeAtomic(path, data)
-		_, res.changedErr = writeAtomic(path, newData)
-		_, res.subErr = writeAtomic(filepath.Join(mnt, "kai", "ca-bundle.pem"), newData)
+		res.unchangedWritten, res.unchangedErr = WriteAtomic(path, data)
+		_, res.changedErr = WriteAtomic(path, newData)
+		_, res.subErr = WriteAtomic(filepath.Join(mnt, "kai", "ca-bundle.pem"), newData)
 		entries, err := os.ReadDir(mnt)
 		if err != nil {
 			return err
@@ -350,7 +273,7 @@ func TestWriteAtomic_ReadOnlyMount(t *testing.T) {
 // TestWriteAtomic_DiskFull fills a small tmpfs: the write fails, the old
 // bundle stays whole and no temporary file is left.
 func TestWriteAtomic_DiskFull(t *testing.T) {
-	old := genCA(t, "full").PEM()
+	old := testpki.GenCA(t, "full").PEM()
 	huge := bytes.Repeat(old, 200) // about 120 KiB, on a 64 KiB tmpfs
 	mnt := t.TempDir()
 	path := filepath.Join(mnt, "ca-bundle.pem")
@@ -362,10 +285,10 @@ func TestWriteAtomic_DiskFull(t *testing.T) {
 		if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=64k,mode=0755"); err != nil {
 			return errSkip{err}
 		}
-		if _, err := writeAtomic(path, old); err != nil {
+		if _, err := WriteAtomic(path, old); err != nil {
 			return err
 		}
-		written, werr = writeAtomic(path, huge)
+		written, werr = WriteAtomic(path, huge)
 		entries, err := os.ReadDir(mnt)
 		if err != nil {
 			return err
@@ -395,7 +318,7 @@ func TestWriteAtomic_NonRootUID(t *testing.T) {
 		t.Skip("needs root to switch UID")
 	}
 	const uid = 1000770000 // an OpenShift-style UID with no passwd entry
-	data := genCA(t, "uid").PEM()
+	data := testpki.GenCA(t, "uid").PEM()
 	dir := t.TempDir()
 	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
@@ -416,8 +339,8 @@ func TestWriteAtomic_NonRootUID(t *testing.T) {
 		t.Fatal(err)
 	}
 	baked := filepath.Join(ro, "baked.pem")
-	writeFile(t, baked, data)
-	if err := os.Chmod(baked, 0o644); err != nil { // as writeAtomic leaves it, whatever the umask
+	testpki.WriteFile(t, baked, data)
+	if err := os.Chmod(baked, 0o644); err != nil { // as WriteAtomic leaves it, whatever the umask
 		t.Fatal(err)
 	}
 
@@ -427,7 +350,7 @@ func TestWriteAtomic_NonRootUID(t *testing.T) {
 		err     error
 	}
 	var got []attempt
-	err := onThreadAs(uid, func() {
+	err := testio.OnThreadAs(uid, func() {
 		for _, p := range []string{
 			filepath.Join(rw, "ca-bundle.pem"),
 			filepath.Join(rw, "kai", "sub", "ca-bundle.pem"),
@@ -435,7 +358,7 @@ func TestWriteAtomic_NonRootUID(t *testing.T) {
 			filepath.Join(ro, "kai", "ca-bundle.pem"),
 			baked,
 		} {
-			w, err := writeAtomic(p, data)
+			w, err := WriteAtomic(p, data)
 			got = append(got, attempt{p, w, err})
 		}
 	})
@@ -497,41 +420,14 @@ func inMountNamespace(f func() error) error {
 	return <-errc
 }
 
-// onThreadAs runs f on a thread of its own whose credentials are uid/gid
-// uid with no supplementary groups. The raw syscalls change that thread
-// only (glibc and Go's syscall.Setuid change every thread); it stays
-// locked and dies with the goroutine.
-func onThreadAs(uid int, f func()) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		for _, c := range [][4]uintptr{
-			{syscall.SYS_SETGROUPS, 0, 0, 0},
-			{syscall.SYS_SETRESGID, uintptr(uid), uintptr(uid), uintptr(uid)},
-			{syscall.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)},
-		} {
-			if _, _, errno := syscall.RawSyscall(c[0], c[1], c[2], c[3]); errno != 0 {
-				errc <- errno
-				return
-			}
-		}
-		f()
-		errc <- nil
-	}()
-	return <-errc
-}
-
 func checkWriteError(t *testing.T, err error, path, cause string) {
 	t.Helper()
 	if err == nil {
 		t.Errorf("%s: no error, want one about %q", path, cause)
 		return
 	}
-	prefix := fmt.Sprintf("KAI_CA_BUNDLE=%q: cannot write the CA bundle: ", path)
-	const suffix = "; set KAI_CA_BUNDLE to a file in a writable folder (for example an emptyDir or tmpfs on /tmp)"
-	msg := err.Error()
-	if !strings.HasPrefix(msg, prefix) || !strings.HasSuffix(msg, suffix) || !strings.Contains(msg, cause) {
-		t.Errorf("error %q\nwant %q ... %q ... %q", msg, prefix, cause, suffix)
+	if !strings.Contains(err.Error(), cause) {
+		t.Errorf("%s: error %q, want one about %q", path, err, cause)
 	}
 }
 

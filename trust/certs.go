@@ -1,4 +1,4 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
@@ -7,21 +7,11 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
-	"syscall"
-	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
-
-// maxCertFileSize bounds one file in a cert folder: no CA file is this
-// large, so a larger one is a mistake (a mounted disk image, a log file).
-const maxCertFileSize = 4 << 20
 
 // Cert is one extra CA certificate and where it came from.
 type Cert struct {
@@ -33,140 +23,6 @@ type Cert struct {
 
 // Fingerprint returns the first 16 hex digits of the SHA-256 fingerprint.
 func (c Cert) Fingerprint() string { return fmt.Sprintf("%x", c.Sum[:8]) }
-
-// sourceResult is what reading one KAI_CERT_DIRS entry gave.
-type sourceResult struct {
-	Entry    string
-	Missing  bool // the entry does not exist
-	Certs    []Cert
-	Errs     []error  // configuration errors
-	Warnings []string // files skipped and why
-	NoCert   []string // files read that hold no certificate (a README, a key, a .p12)
-	Files    int      // files read
-}
-
-// ready reports whether a waited-for entry may be used: it exists, every
-// certificate in it parses, and it holds at least one.
-func (r sourceResult) ready() bool { return !r.Missing && len(r.Errs) == 0 && len(r.Certs) > 0 }
-
-// fileID identifies a file by device and inode, so that a file reached
-// through several links (c_rehash hash links, ConfigMap ..data links) is
-// read once.
-type fileID struct{ dev, ino uint64 }
-
-func idOf(fi fs.FileInfo) (fileID, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, false
-	}
-	return fileID{uint64(st.Dev), uint64(st.Ino)}, true
-}
-
-// readSource reads one KAI_CERT_DIRS entry: a file, or a folder walked
-// recursively in name order. Names starting with "." are skipped (which
-// handles the ..data links of Kubernetes ConfigMap and Secret mounts),
-// symlinks are followed, and non-regular files are skipped unopened. A
-// file or folder inside the entry that cannot be read for lack of
-// permission is skipped with a warning; the entry itself must be readable.
-func readSource(entry string) sourceResult {
-	r := sourceResult{Entry: entry}
-	fi, err := os.Stat(entry)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			r.Missing = true
-			return r
-		}
-		r.Errs = append(r.Errs, fmt.Errorf("KAI_CERT_DIRS entry %q: %v", entry, cause(err)))
-		return r
-	}
-	seen := map[fileID]bool{}
-	if fi.IsDir() {
-		r.walk(entry, fi, seen)
-	} else {
-		r.file(entry, fi, seen)
-	}
-	return r
-}
-
-func (r *sourceResult) walk(dir string, fi fs.FileInfo, seen map[fileID]bool) {
-	if id, ok := idOf(fi); ok {
-		if seen[id] {
-			return // a symlink loop, or a folder reached twice
-		}
-		seen[id] = true
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		if dir != r.Entry && errors.Is(err, fs.ErrPermission) {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: permission denied, skipped", dir))
-			return
-		}
-		r.Errs = append(r.Errs, fmt.Errorf("reading folder %s: %v", dir, cause(err)))
-		return
-	}
-	// Real files first, then symlinks, each in name order: a file that a
-	// c_rehash hash link (abcd1234.0) also reaches is then reported under
-	// its own name, and the link is skipped as already read.
-	sort.SliceStable(entries, func(i, j int) bool {
-		return entries[i].Type()&fs.ModeSymlink == 0 && entries[j].Type()&fs.ModeSymlink != 0
-	})
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		path := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(path)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				r.Warnings = append(r.Warnings, fmt.Sprintf("%s: broken symlink, skipped", path))
-				continue
-			}
-			r.Errs = append(r.Errs, fmt.Errorf("%s: %v", path, cause(err)))
-			continue
-		}
-		if fi.IsDir() {
-			r.walk(path, fi, seen)
-			continue
-		}
-		r.file(path, fi, seen)
-	}
-}
-
-func (r *sourceResult) file(path string, fi fs.FileInfo, seen map[fileID]bool) {
-	if !fi.Mode().IsRegular() {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: not a regular file (%s), skipped", path, fileKind(fi.Mode())))
-		return
-	}
-	if id, ok := idOf(fi); ok {
-		if seen[id] {
-			return
-		}
-		seen[id] = true
-	}
-	if fi.Size() > maxCertFileSize {
-		r.Errs = append(r.Errs, fmt.Errorf("%s: %d bytes, larger than the 4 MiB a certificate file may have", path, fi.Size()))
-		return
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if path != r.Entry && errors.Is(err, fs.ErrPermission) {
-			// Inside a mounted folder: mitmproxy's confdir holds the CA's
-			// key as 0600 files that a non-root server cannot read.
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: permission denied, skipped", path))
-			return
-		}
-		r.Errs = append(r.Errs, fmt.Errorf("reading %s: %v", path, cause(err)))
-		return
-	}
-	r.Files++
-	certs, warnings, errs := parseCertFile(path, data)
-	r.Certs = append(r.Certs, certs...)
-	r.Warnings = append(r.Warnings, warnings...)
-	r.Errs = append(r.Errs, errs...)
-	if len(certs) == 0 && len(warnings) == 0 && len(errs) == 0 {
-		r.NoCert = append(r.NoCert, path)
-	}
-}
 
 // parseCertFile returns the certificates of one file, read as OpenSSL
 // reads a CA file. In PEM, that is every CERTIFICATE, X509 CERTIFICATE and
@@ -399,39 +255,4 @@ func holdsServerAuth(list cryptobyte.String) (found, ok bool) {
 		found = found || oid.Equal(oidServerAuth) || oid.Equal(oidAnyEKU)
 	}
 	return found, true
-}
-
-// CertIssue is a finding about an extra CA that does not stop it from
-// being included.
-type CertIssue struct {
-	Warn bool // a warning; otherwise a note
-	Text string
-}
-
-// checkCert reports why an extra CA may not do what the user expects.
-func checkCert(c *x509.Certificate, now time.Time) []CertIssue {
-	var out []CertIssue
-	switch {
-	case now.After(c.NotAfter):
-		out = append(out, CertIssue{true, "expired on " + c.NotAfter.UTC().Format(time.DateOnly) + " (still included)"})
-	case now.Before(c.NotBefore):
-		out = append(out, CertIssue{true, "not valid before " + c.NotBefore.UTC().Format(time.DateTime) + " UTC (still included)"})
-	case c.NotAfter.Sub(now) < 30*24*time.Hour:
-		out = append(out, CertIssue{true, fmt.Sprintf("expires in %d days, on %s", int(c.NotAfter.Sub(now).Hours()/24), c.NotAfter.UTC().Format(time.DateOnly))})
-	}
-	if !(c.BasicConstraintsValid && c.IsCA) {
-		if selfSigned(c) {
-			out = append(out, CertIssue{false, "not a CA but self-signed: it is trusted as a pinned server certificate"})
-		} else {
-			out = append(out, CertIssue{true, "not a CA and not self-signed: it will not help verification (add the CA that issued it)"})
-		}
-	}
-	return out
-}
-
-func selfSigned(c *x509.Certificate) bool {
-	if !bytes.Equal(c.RawIssuer, c.RawSubject) {
-		return false
-	}
-	return c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }

@@ -1,4 +1,4 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"encoding/pem"
 	"strings"
 	"testing"
+
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
 // FuzzParseCertFile checks what parseCertFile may return for any input:
@@ -17,27 +19,27 @@ import (
 // private key's, whatever it holds); every warning and error names the
 // file. `go test` runs the seeds; fuzz with
 //
-//	go test -run '^$' -fuzz FuzzParseCertFile ./entrypoint/
+//	go test -run '^$' -fuzz FuzzParseCertFile ./trust/
 func FuzzParseCertFile(f *testing.F) {
-	ca, ca2 := genCA(f, "fuzz parse CA"), genCA(f, "fuzz parse CA 2")
-	key := ecKeyPEM(f, ca.Key)
+	ca, ca2 := testpki.GenCA(f, "fuzz parse CA"), testpki.GenCA(f, "fuzz parse CA 2")
+	key := testpki.ECKeyPEM(f, ca.Key)
 	block := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
 	oidList := func(class, tag int, id asn1.ObjectIdentifier) []byte { return derTLV(f, class, tag, mustDER(f, id)) }
 	rejectServerAuth := derTLV(f, asn1.ClassUniversal, asn1.TagSequence, oidList(asn1.ClassContextSpecific, 0, oidServerAuth))
 	for _, seed := range [][]byte{
 		nil,
 		ca.PEM(),
-		concat([]byte("\xef\xbb\xbf# roots\r\n"), bytes.TrimSuffix(ca.PEM(), []byte("\n")), ca2.PEM()),
-		concat(key, ca.PEM()),
-		trustedPEM(ca),
-		block("TRUSTED CERTIFICATE", concat(ca.DER(), rejectServerAuth)),
+		testpki.Concat([]byte("\xef\xbb\xbf# roots\r\n"), bytes.TrimSuffix(ca.PEM(), []byte("\n")), ca2.PEM()),
+		testpki.Concat(key, ca.PEM()),
+		testpki.TrustedPEM(ca),
+		block("TRUSTED CERTIFICATE", testpki.Concat(ca.DER(), rejectServerAuth)),
 		block("PKCS7", p7b(f, ca, ca2)),
-		concat(ca.PEM(), block("PKCS #7 SIGNED DATA", p7b(f, ca2))),
+		testpki.Concat(ca.PEM(), block("PKCS #7 SIGNED DATA", p7b(f, ca2))),
 		block("PRIVATE KEY", ca.DER()),
 		block("ENCRYPTED PRIVATE KEY", p7b(f, ca)),
 		ca.DER(),
-		concat(ca.DER(), ca2.DER(), []byte("\n")),
-		concat(p7b(f, ca, ca2), []byte("\r\n"), ca.DER(), []byte{0x30, 0x03, 0x02, 0x01, 0x05}),
+		testpki.Concat(ca.DER(), ca2.DER(), []byte("\n")),
+		testpki.Concat(p7b(f, ca, ca2), []byte("\r\n"), ca.DER(), []byte{0x30, 0x03, 0x02, 0x01, 0x05}),
 		keyDERFromPEM(f, key),
 		[]byte("Paste it between -----BEGIN CERTIFICATE----- and -----END CERTIFICATE-----.\n"),
 		[]byte("-----BEGIN CERTIFICATE-----" + b64(ca.DER()) + "-----END CERTIFICATE-----\n"),

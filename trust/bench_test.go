@@ -1,4 +1,4 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
 // Benchmarks, for the per-operation costs in docs/performance.md:
 //
-//	go test -run '^$' -bench 'SystemRoots|ParseCertFile|BuildBundle|WriteAtomic' -benchmem ./entrypoint/
+//	go test -run '^$' -bench 'SystemRoots|ParseCertFile|BuildBundle|WriteAtomic' -benchmem ./trust/
 
 const debianBundle = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -25,13 +27,28 @@ func BenchmarkReadSystemRoots(b *testing.B) {
 	}
 	var n int
 	for b.Loop() {
-		s, err := readSystemRoots(debianBundle)
+		s, err := ReadSystemRoots(debianBundle)
 		if err != nil {
 			b.Fatal(err)
 		}
 		n = s.Count
 	}
 	b.ReportMetric(float64(n), "certs")
+}
+
+// BenchmarkReadSystemRoots_Careful is the same with the careful reader
+// only: what fastSystemRoots saves.
+func BenchmarkReadSystemRoots_Careful(b *testing.B) {
+	if _, err := os.Stat(debianBundle); err != nil {
+		b.Skip(err)
+	}
+	for b.Loop() {
+		data, err := os.ReadFile(debianBundle)
+		if err != nil {
+			b.Fatal(err)
+		}
+		carefulSystemRoots(&SystemRoots{keys: map[string]bool{}}, data)
+	}
 }
 
 // BenchmarkSystemRootsFullParse is what full X.509 parsing of the same
@@ -63,11 +80,11 @@ func BenchmarkSystemRootsFullParse(b *testing.B) {
 // BenchmarkParseCertFile parses one extra CA file: a single PEM
 // certificate, the same as DER, and a file of 10.
 func BenchmarkParseCertFile(b *testing.B) {
-	key := rsaKey(b)
-	one := genCert(b, certSpec{CN: "bench", CA: true, Key: key})
+	key := testpki.RSAKey(b)
+	one := testpki.Gen(b, testpki.Spec{CN: "bench", CA: true, Key: key})
 	var ten []byte
 	for i := range 10 {
-		ten = append(ten, genCert(b, certSpec{CN: fmt.Sprint("bench ", i), CA: true, Key: key}).PEM()...)
+		ten = append(ten, testpki.Gen(b, testpki.Spec{CN: fmt.Sprint("bench ", i), CA: true, Key: key}).PEM()...)
 	}
 	for _, bc := range []struct {
 		name string
@@ -77,7 +94,7 @@ func BenchmarkParseCertFile(b *testing.B) {
 		{name: "PEM-1", data: one.PEM(), want: 1},
 		{name: "DER-1", data: one.DER(), want: 1},
 		{name: "PEM-10", data: ten, want: 10},
-		{name: "key+PEM-1", data: concat(rsaKeyPEM(key), one.PEM()), want: 1},
+		{name: "key+PEM-1", data: testpki.Concat(testpki.RSAKeyPEM(key), one.PEM()), want: 1},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bc.data)))
@@ -93,41 +110,41 @@ func BenchmarkParseCertFile(b *testing.B) {
 
 // BenchmarkBuildBundle joins Debian's roots and 3 extra CAs.
 func BenchmarkBuildBundle(b *testing.B) {
-	sys, err := readSystemRoots(debianBundle)
+	sys, err := ReadSystemRoots(debianBundle)
 	if err != nil {
 		b.Skip(err)
 	}
 	var extras []Cert
 	for i := range 3 {
-		c := genCA(b, fmt.Sprint("extra ", i))
+		c := testpki.GenCA(b, fmt.Sprint("extra ", i))
 		extras = append(extras, Cert{X509: c.Cert, Sum: sha256.Sum256(c.DER())})
 	}
 	for b.Loop() {
-		buildBundle("/tmp/x", sys, extras)
+		Build("/tmp/x", sys, extras)
 	}
 }
 
 // BenchmarkWriteAtomic writes a Debian-sized bundle: unchanged (the usual
 // restart) and changed.
 func BenchmarkWriteAtomic(b *testing.B) {
-	sys, err := readSystemRoots(debianBundle)
+	sys, err := ReadSystemRoots(debianBundle)
 	if err != nil {
 		b.Skip(err)
 	}
 	path := filepath.Join(b.TempDir(), "ca-bundle.pem")
 	b.Run("unchanged", func(b *testing.B) {
-		if _, err := writeAtomic(path, sys.PEM); err != nil {
+		if _, err := WriteAtomic(path, sys.PEM); err != nil {
 			b.Fatal(err)
 		}
 		for b.Loop() {
-			if w, err := writeAtomic(path, sys.PEM); err != nil || w {
+			if w, err := WriteAtomic(path, sys.PEM); err != nil || w {
 				b.Fatal(w, err)
 			}
 		}
 	})
 	b.Run("changed", func(b *testing.B) {
 		alt := append(append([]byte(nil), sys.PEM...), sys.PEM[:2000]...)
-		if _, err := writeAtomic(path, sys.PEM); err != nil {
+		if _, err := WriteAtomic(path, sys.PEM); err != nil {
 			b.Fatal(err)
 		}
 		d := sys.PEM
@@ -137,7 +154,7 @@ func BenchmarkWriteAtomic(b *testing.B) {
 			} else {
 				d = sys.PEM
 			}
-			if w, err := writeAtomic(path, d); err != nil || !w {
+			if w, err := WriteAtomic(path, d); err != nil || !w {
 				b.Fatal(w, err)
 			}
 		}

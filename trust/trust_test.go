@@ -1,4 +1,4 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
@@ -9,13 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
 // TestCertDER_TrustSettings reads hand-made OpenSSL trust settings
 // (X509_CERT_AUX) after a certificate, including shapes the openssl
 // command cannot write.
 func TestCertDER_TrustSettings(t *testing.T) {
-	ca := genCA(t, "aux CA")
+	ca := testpki.GenCA(t, "aux CA")
 	der := func(v any) []byte { return mustDER(t, v) }
 	tagged := func(class, tag int, parts ...[]byte) []byte { return derTLV(t, class, tag, parts...) }
 	seq := func(parts ...[]byte) []byte { return tagged(asn1.ClassUniversal, asn1.TagSequence, parts...) }
@@ -46,7 +48,7 @@ func TestCertDER_TrustSettings(t *testing.T) {
 		wantErr string // "" for a trust anchor
 	}{
 		{name: "no trust settings", aux: nil},
-		{name: "as openssl -addtrust serverAuth -setalias test writes", aux: trustTrailer},
+		{name: "as openssl -addtrust serverAuth -setalias test writes", aux: testpki.TrustTrailer},
 		{name: "alias only", aux: seq(alias)},
 		{name: "every field, serverAuth trusted", aux: seq(trust(clientAuth, oidServerAuth), reject(clientAuth), alias, keyID, other)},
 		{name: "trust anyExtendedKeyUsage", aux: seq(trust(oidAnyEKU))},
@@ -57,13 +59,13 @@ func TestCertDER_TrustSettings(t *testing.T) {
 		{name: "reject anyExtendedKeyUsage", aux: seq(reject(oidAnyEKU), keyID), wantErr: rejects},
 		{name: "reject wins over trust", aux: seq(trust(oidServerAuth), reject(oidServerAuth)), wantErr: rejects},
 		{name: "reject list after the alias", aux: seq(alias, reject(oidServerAuth)), wantErr: malformed},
-		{name: "bytes after the trust settings", aux: concat(seq(trust(oidServerAuth)), []byte{0}), wantErr: malformed},
+		{name: "bytes after the trust settings", aux: testpki.Concat(seq(trust(oidServerAuth)), []byte{0}), wantErr: malformed},
 		{name: "trust list holding a string", aux: seq(seq(alias)), wantErr: malformed},
 		{name: "not a SEQUENCE", aux: alias, wantErr: malformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := certDER(pemBlock{Type: "TRUSTED CERTIFICATE", DER: concat(ca.DER(), tt.aux)})
+			got, err := certDER(pemBlock{Type: "TRUSTED CERTIFICATE", DER: testpki.Concat(ca.DER(), tt.aux)})
 			switch {
 			case tt.wantErr == "" && (err != nil || !bytes.Equal(got, ca.DER())):
 				t.Fatalf("got %d bytes, error %v; want the certificate", len(got), err)
@@ -80,10 +82,10 @@ func TestCertDER_TrustSettings(t *testing.T) {
 // that `openssl x509 -trustout` writes, and checks each decision against
 // `openssl verify -purpose sslserver` with that file as the only CA.
 func TestParseCertFile_OpenSSLTrustSettings(t *testing.T) {
-	ca := genCA(t, "trust settings CA")
+	ca := testpki.GenCA(t, "trust settings CA")
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "ca.pem"), ca.PEM())
-	writeFile(t, filepath.Join(dir, "leaf.pem"), genLeaf(t, "server.example", ca).PEM())
+	testpki.WriteFile(t, filepath.Join(dir, "ca.pem"), ca.PEM())
+	testpki.WriteFile(t, filepath.Join(dir, "leaf.pem"), testpki.GenLeaf(t, "server.example", ca).PEM())
 	const (
 		rejects   = "not trusted for server authentication: its OpenSSL trust settings reject it, skipped"
 		otherUses = "not trusted for server authentication: its OpenSSL trust settings trust it for other uses only, skipped"
@@ -107,11 +109,11 @@ func TestParseCertFile_OpenSSLTrustSettings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".pem")
-			writeFile(t, path, runOpenSSL(t, append([]string{"x509", "-in", filepath.Join(dir, "ca.pem"), "-trustout"}, tt.args...)...))
+			testpki.WriteFile(t, path, testpki.RunOpenSSL(t, append([]string{"x509", "-in", filepath.Join(dir, "ca.pem"), "-trustout"}, tt.args...)...))
 			if verified := opensslVerifies(t, path, filepath.Join(dir, "leaf.pem")); verified != (tt.warning == "") {
 				t.Fatalf("openssl verify with this CA file: %v; the test expects %v", verified, tt.warning == "")
 			}
-			r := readSource(path)
+			r := ReadSource(path)
 			var want []string
 			if tt.warning != "" {
 				want = []string{path + ": block 1 (TRUSTED CERTIFICATE, line 1): " + tt.warning}
@@ -130,7 +132,7 @@ func TestParseCertFile_OpenSSLTrustSettings(t *testing.T) {
 // accepts leaf with caFile as the only trusted file.
 func opensslVerifies(t *testing.T, caFile, leaf string) bool {
 	t.Helper()
-	cmd := exec.Command(needOpenSSL(t), "verify", "-CAfile", caFile, "-purpose", "sslserver", leaf)
+	cmd := exec.Command(testpki.NeedOpenSSL(t), "verify", "-CAfile", caFile, "-purpose", "sslserver", leaf)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -146,32 +148,32 @@ func opensslVerifies(t *testing.T, caFile, leaf string) bool {
 // CAs listed with every purpose rejected) both as the system bundle and as
 // an extra CA file.
 func TestTrustBundle_RHEL(t *testing.T) {
-	server, email, distrusted, tls := genCA(t, "RHEL server root"), genCA(t, "RHEL email root"),
-		genCA(t, "RHEL distrusted root"), genCA(t, "RHEL TLS root")
+	server, email, distrusted, tls := testpki.GenCA(t, "RHEL server root"), testpki.GenCA(t, "RHEL email root"),
+		testpki.GenCA(t, "RHEL distrusted root"), testpki.GenCA(t, "RHEL TLS root")
 	dir := t.TempDir()
-	trusted := func(c *testCert, args ...string) []byte {
+	trusted := func(c *testpki.Cert, args ...string) []byte {
 		in := filepath.Join(dir, c.Cert.Subject.CommonName+".pem")
-		writeFile(t, in, c.PEM())
-		return runOpenSSL(t, append([]string{"x509", "-in", in, "-trustout", "-setalias", c.Cert.Subject.CommonName}, args...)...)
+		testpki.WriteFile(t, in, c.PEM())
+		return testpki.RunOpenSSL(t, append([]string{"x509", "-in", in, "-trustout", "-setalias", c.Cert.Subject.CommonName}, args...)...)
 	}
-	data := concat(
+	data := testpki.Concat(
 		[]byte("# RHEL server root\n"), trusted(server, "-addtrust", "serverAuth", "-addtrust", "clientAuth", "-addtrust", "emailProtection"),
 		[]byte("\n# RHEL email root\n"), trusted(email, "-addtrust", "emailProtection"),
 		[]byte("\n# RHEL distrusted root\n"), trusted(distrusted, "-addreject", "serverAuth", "-addreject", "clientAuth",
 			"-addreject", "emailProtection", "-addreject", "codeSigning"),
 		[]byte("\n# RHEL TLS root\n"), trusted(tls, "-addtrust", "serverAuth"))
 	path := filepath.Join(dir, "ca-bundle.trust.crt")
-	writeFile(t, path, data)
+	testpki.WriteFile(t, path, data)
 
-	s, err := readSystemRoots(path)
+	s, err := ReadSystemRoots(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := concat(server.PEM(), tls.PEM()); s.Count != 2 || !bytes.Equal(s.PEM, want) || len(s.Warnings) != 0 {
+	if want := testpki.Concat(server.PEM(), tls.PEM()); s.Count != 2 || !bytes.Equal(s.PEM, want) || len(s.Warnings) != 0 {
 		t.Errorf("system roots: Count %d, warnings %q, PEM:\n%s\nwant 2, none:\n%s", s.Count, s.Warnings, s.PEM, want)
 	}
 
-	r := readSource(path)
+	r := ReadSource(path)
 	wantWarnings := []string{
 		path + ": block 2 (TRUSTED CERTIFICATE, line " + lineOfBegin(data, 2) + "): not trusted for server authentication: its OpenSSL trust settings trust it for other uses only, skipped",
 		path + ": block 3 (TRUSTED CERTIFICATE, line " + lineOfBegin(data, 3) + "): not trusted for server authentication: its OpenSSL trust settings reject it, skipped",

@@ -1,4 +1,4 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
@@ -11,15 +11,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/konveyor/kai-entrypoint/internal/testio"
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
-// sourceCase is one KAI_CERT_DIRS layout.
+// sourceCase is one cert source layout.
 type sourceCase struct {
 	name  string
 	setup func(t *testing.T, dir string) (entry string)
 	// Expectations; paths relative to dir.
-	certs    []*testCert // in order
-	sources  []string    // Cert.Source of each
+	certs    []*testpki.Cert // in order
+	sources  []string        // Cert.Source of each
 	files    int
 	warnings []string // exact texts, in order
 	noCert   []string // files without a certificate, in order
@@ -28,8 +31,8 @@ type sourceCase struct {
 }
 
 func TestReadSource(t *testing.T) {
-	a, b, c := genCA(t, "source A"), genCA(t, "source B"), genCA(t, "source C")
-	key := ecKeyPEM(t, a.Key)
+	a, b, c := testpki.GenCA(t, "source A"), testpki.GenCA(t, "source B"), testpki.GenCA(t, "source C")
+	key := testpki.ECKeyPEM(t, a.Key)
 	lines := func(p []byte) int { return bytes.Count(p, []byte("\n")) }
 
 	tests := []sourceCase{
@@ -37,72 +40,72 @@ func TestReadSource(t *testing.T) {
 			name: "Kubernetes ConfigMap mount",
 			setup: func(t *testing.T, dir string) string {
 				ts := filepath.Join(dir, "..2025_01_01_00_00_00.123")
-				writeFile(t, filepath.Join(ts, "ca.crt"), a.PEM())
-				writeFile(t, filepath.Join(ts, "corp.pem"), b.PEM())
-				symlink(t, "..2025_01_01_00_00_00.123", filepath.Join(dir, "..data"))
-				symlink(t, "..data/ca.crt", filepath.Join(dir, "ca.crt"))
-				symlink(t, "..data/corp.pem", filepath.Join(dir, "corp.pem"))
+				testpki.WriteFile(t, filepath.Join(ts, "ca.crt"), a.PEM())
+				testpki.WriteFile(t, filepath.Join(ts, "corp.pem"), b.PEM())
+				testpki.Symlink(t, "..2025_01_01_00_00_00.123", filepath.Join(dir, "..data"))
+				testpki.Symlink(t, "..data/ca.crt", filepath.Join(dir, "ca.crt"))
+				testpki.Symlink(t, "..data/corp.pem", filepath.Join(dir, "corp.pem"))
 				return dir
 			},
-			certs:   []*testCert{a, b},
+			certs:   []*testpki.Cert{a, b},
 			sources: []string{"ca.crt", "corp.pem"},
 			files:   2,
 		},
 		{
 			name: "c_rehash hash links",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "ca.pem"), a.PEM())
-				writeFile(t, filepath.Join(dir, "zz-corp.pem"), b.PEM())
-				symlink(t, "ca.pem", filepath.Join(dir, "abcd1234.0"))
-				symlink(t, "zz-corp.pem", filepath.Join(dir, "ef567890.0"))
-				symlink(t, "zz-corp.pem", filepath.Join(dir, "ef567890.1"))
+				testpki.WriteFile(t, filepath.Join(dir, "ca.pem"), a.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "zz-corp.pem"), b.PEM())
+				testpki.Symlink(t, "ca.pem", filepath.Join(dir, "abcd1234.0"))
+				testpki.Symlink(t, "zz-corp.pem", filepath.Join(dir, "ef567890.0"))
+				testpki.Symlink(t, "zz-corp.pem", filepath.Join(dir, "ef567890.1"))
 				return dir
 			},
-			certs:   []*testCert{a, b},
+			certs:   []*testpki.Cert{a, b},
 			sources: []string{"ca.pem", "zz-corp.pem"}, // real files before the links that reach them
 			files:   2,
 		},
 		{
 			name: "hard link read once",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "a.pem"), a.PEM())
 				if err := os.Link(filepath.Join(dir, "a.pem"), filepath.Join(dir, "b.pem")); err != nil {
 					t.Fatal(err)
 				}
 				return dir
 			},
-			certs: []*testCert{a}, sources: []string{"a.pem"}, files: 1,
+			certs: []*testpki.Cert{a}, sources: []string{"a.pem"}, files: 1,
 		},
 		{
 			name: "nested folders in name order, dot-names skipped",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "z.pem"), c.PEM())
-				writeFile(t, filepath.Join(dir, "sub", "deeper", "b.crt"), b.PEM())
-				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
-				writeFile(t, filepath.Join(dir, ".hidden.pem"), genCA(t, "hidden").PEM())
-				writeFile(t, filepath.Join(dir, ".git", "x.pem"), genCA(t, "hidden 2").PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "z.pem"), c.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "sub", "deeper", "b.crt"), b.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, ".hidden.pem"), testpki.GenCA(t, "hidden").PEM())
+				testpki.WriteFile(t, filepath.Join(dir, ".git", "x.pem"), testpki.GenCA(t, "hidden 2").PEM())
 				return dir
 			},
-			certs:   []*testCert{a, b, c},
+			certs:   []*testpki.Cert{a, b, c},
 			sources: []string{"a.pem", "sub/deeper/b.crt", "z.pem"},
 			files:   3,
 		},
 		{
 			name: "single file entry",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "bundle.pem"), concat(a.PEM(), b.PEM()))
+				testpki.WriteFile(t, filepath.Join(dir, "bundle.pem"), testpki.Concat(a.PEM(), b.PEM()))
 				return filepath.Join(dir, "bundle.pem")
 			},
-			certs: []*testCert{a, b}, sources: []string{"bundle.pem", "bundle.pem"}, files: 1,
+			certs: []*testpki.Cert{a, b}, sources: []string{"bundle.pem", "bundle.pem"}, files: 1,
 		},
 		{
 			name: "entry is a symlink to a folder",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "real", "a.pem"), a.PEM())
-				symlink(t, "real", filepath.Join(dir, "link"))
+				testpki.WriteFile(t, filepath.Join(dir, "real", "a.pem"), a.PEM())
+				testpki.Symlink(t, "real", filepath.Join(dir, "link"))
 				return filepath.Join(dir, "link")
 			},
-			certs: []*testCert{a}, sources: []string{"link/a.pem"}, files: 1,
+			certs: []*testpki.Cert{a}, sources: []string{"link/a.pem"}, files: 1,
 		},
 		{
 			name: "missing entry",
@@ -114,7 +117,7 @@ func TestReadSource(t *testing.T) {
 		{
 			name: "entry is a broken symlink",
 			setup: func(t *testing.T, dir string) string {
-				symlink(t, "nowhere", filepath.Join(dir, "ca.pem"))
+				testpki.Symlink(t, "nowhere", filepath.Join(dir, "ca.pem"))
 				return filepath.Join(dir, "ca.pem")
 			},
 			missing: true,
@@ -122,73 +125,73 @@ func TestReadSource(t *testing.T) {
 		{
 			name: "entry below a regular file",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "a.pem"), a.PEM())
 				return filepath.Join(dir, "a.pem", "sub")
 			},
-			errs: []string{`KAI_CERT_DIRS entry "a.pem/sub": not a directory`},
+			errs: []string{`a.pem/sub: not a directory`},
 		},
 		{
 			name: "entry is a self-looping symlink",
 			setup: func(t *testing.T, dir string) string {
-				symlink(t, "loop", filepath.Join(dir, "loop"))
+				testpki.Symlink(t, "loop", filepath.Join(dir, "loop"))
 				return filepath.Join(dir, "loop")
 			},
-			errs: []string{`KAI_CERT_DIRS entry "loop": too many levels of symbolic links`},
+			errs: []string{`loop: too many levels of symbolic links`},
 		},
 		{
 			name: "self-looping symlink in the folder",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
-				symlink(t, "loop.pem", filepath.Join(dir, "loop.pem"))
+				testpki.WriteFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				testpki.Symlink(t, "loop.pem", filepath.Join(dir, "loop.pem"))
 				return dir
 			},
-			certs: []*testCert{a}, sources: []string{"a.pem"}, files: 1,
+			certs: []*testpki.Cert{a}, sources: []string{"a.pem"}, files: 1,
 			errs: []string{"loop.pem: too many levels of symbolic links"},
 		},
 		{
 			name: "broken symlink in the folder",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
-				symlink(t, "gone.pem", filepath.Join(dir, "b.pem"))
+				testpki.WriteFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				testpki.Symlink(t, "gone.pem", filepath.Join(dir, "b.pem"))
 				return dir
 			},
-			certs: []*testCert{a}, sources: []string{"a.pem"}, files: 1,
+			certs: []*testpki.Cert{a}, sources: []string{"a.pem"}, files: 1,
 			warnings: []string{"b.pem: broken symlink, skipped"},
 		},
 		{
 			name: "symlink loop between folders",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "one", "a.pem"), a.PEM())
-				writeFile(t, filepath.Join(dir, "two", "b.pem"), b.PEM())
-				symlink(t, "../two", filepath.Join(dir, "one", "to-two"))
-				symlink(t, "../one", filepath.Join(dir, "two", "to-one"))
-				symlink(t, ".", filepath.Join(dir, "one", "self"))
+				testpki.WriteFile(t, filepath.Join(dir, "one", "a.pem"), a.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "two", "b.pem"), b.PEM())
+				testpki.Symlink(t, "../two", filepath.Join(dir, "one", "to-two"))
+				testpki.Symlink(t, "../one", filepath.Join(dir, "two", "to-one"))
+				testpki.Symlink(t, ".", filepath.Join(dir, "one", "self"))
 				return filepath.Join(dir, "one")
 			},
-			certs: []*testCert{a, b}, sources: []string{"one/a.pem", "one/to-two/b.pem"}, files: 2,
+			certs: []*testpki.Cert{a, b}, sources: []string{"one/a.pem", "one/to-two/b.pem"}, files: 2,
 		},
 		{
 			name: "README and key-only file warned by name",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "README.md"), []byte("# Certificates\nPut CA files here.\n"))
-				writeFile(t, filepath.Join(dir, "ca.pem"), a.PEM())
-				writeFile(t, filepath.Join(dir, "ca.key"), key)
+				testpki.WriteFile(t, filepath.Join(dir, "README.md"), []byte("# Certificates\nPut CA files here.\n"))
+				testpki.WriteFile(t, filepath.Join(dir, "ca.pem"), a.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "ca.key"), key)
 				return dir
 			},
-			certs: []*testCert{a}, sources: []string{"ca.pem"}, files: 3,
+			certs: []*testpki.Cert{a}, sources: []string{"ca.pem"}, files: 3,
 			noCert: []string{"README.md", "ca.key"},
 		},
 		{
 			name: "corrupt blocks name the file and the block, other files still read",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
-				writeFile(t, filepath.Join(dir, "bad.pem"), concat(b.PEM(),
+				testpki.WriteFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "bad.pem"), testpki.Concat(b.PEM(),
 					[]byte("-----BEGIN CERTIFICATE-----\nMIIC!!\n-----END CERTIFICATE-----\n"),
 					[]byte("-----BEGIN CERTIFICATE-----\n"+b64([]byte("valid base64, not DER"))+"\n-----END CERTIFICATE-----\n")))
-				writeFile(t, filepath.Join(dir, "c.pem"), c.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "c.pem"), c.PEM())
 				return dir
 			},
-			certs: []*testCert{a, b, c}, sources: []string{"a.pem", "bad.pem", "c.pem"}, files: 3,
+			certs: []*testpki.Cert{a, b, c}, sources: []string{"a.pem", "bad.pem", "c.pem"}, files: 3,
 			errs: []string{
 				fmt.Sprintf("bad.pem: block 2 (CERTIFICATE, line %d): invalid base64 body", 1+lines(b.PEM())),
 				fmt.Sprintf("bad.pem: block 3 (CERTIFICATE, line %d): not a valid certificate: malformed certificate", 4+lines(b.PEM())),
@@ -197,26 +200,26 @@ func TestReadSource(t *testing.T) {
 		{
 			name: "FIFO skipped unopened",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "b.pem"), b.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "b.pem"), b.PEM())
 				mkfifo(t, filepath.Join(dir, "a-pipe.pem"))
 				return dir
 			},
-			certs: []*testCert{b}, sources: []string{"b.pem"}, files: 1,
-			warnings: []string{"a-pipe.pem: not a regular file (" + fileKind(os.ModeNamedPipe) + "), skipped"},
+			certs: []*testpki.Cert{b}, sources: []string{"b.pem"}, files: 1,
+			warnings: []string{"a-pipe.pem: not a regular file (" + FileKind(os.ModeNamedPipe) + "), skipped"},
 		},
 		{
 			name: "FIFO reached through a symlink",
 			setup: func(t *testing.T, dir string) string {
 				mkfifo(t, filepath.Join(dir, "real", "pipe"))
-				symlink(t, "real/pipe", filepath.Join(dir, "ca.pem"))
+				testpki.Symlink(t, "real/pipe", filepath.Join(dir, "ca.pem"))
 				return filepath.Join(dir, "ca.pem")
 			},
-			warnings: []string{"ca.pem: not a regular file (" + fileKind(os.ModeNamedPipe) + "), skipped"},
+			warnings: []string{"ca.pem: not a regular file (" + FileKind(os.ModeNamedPipe) + "), skipped"},
 		},
 		{
 			name: "socket and device skipped unopened",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "b.pem"), b.PEM())
+				testpki.WriteFile(t, filepath.Join(dir, "b.pem"), b.PEM())
 				l, err := net.Listen("unix", filepath.Join(dir, "agent.sock"))
 				if err != nil {
 					t.Fatal(err)
@@ -228,31 +231,31 @@ func TestReadSource(t *testing.T) {
 				}
 				return dir
 			},
-			certs: []*testCert{b}, sources: []string{"b.pem"}, files: 1,
+			certs: []*testpki.Cert{b}, sources: []string{"b.pem"}, files: 1,
 			warnings: []string{
-				"agent.sock: not a regular file (" + fileKind(os.ModeSocket) + "), skipped",
-				"zero.pem: not a regular file (" + fileKind(os.ModeDevice|os.ModeCharDevice) + "), skipped",
+				"agent.sock: not a regular file (" + FileKind(os.ModeSocket) + "), skipped",
+				"zero.pem: not a regular file (" + FileKind(os.ModeDevice|os.ModeCharDevice) + "), skipped",
 			},
 		},
 		{
 			name: "file over 4 MiB",
 			setup: func(t *testing.T, dir string) string {
-				writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
-				big := concat(b.PEM(), bytes.Repeat([]byte("#"), maxCertFileSize+1-len(b.PEM())))
-				writeFile(t, filepath.Join(dir, "huge.pem"), big)
+				testpki.WriteFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+				big := testpki.Concat(b.PEM(), bytes.Repeat([]byte("#"), maxCertFileSize+1-len(b.PEM())))
+				testpki.WriteFile(t, filepath.Join(dir, "huge.pem"), big)
 				return dir
 			},
-			certs: []*testCert{a}, sources: []string{"a.pem"}, files: 1,
+			certs: []*testpki.Cert{a}, sources: []string{"a.pem"}, files: 1,
 			errs: []string{fmt.Sprintf("huge.pem: %d bytes, larger than the 4 MiB a certificate file may have", maxCertFileSize+1)},
 		},
 		{
 			name: "file of exactly 4 MiB",
 			setup: func(t *testing.T, dir string) string {
-				data := concat(b.PEM(), bytes.Repeat([]byte("#"), maxCertFileSize-len(b.PEM())))
-				writeFile(t, filepath.Join(dir, "big.pem"), data)
+				data := testpki.Concat(b.PEM(), bytes.Repeat([]byte("#"), maxCertFileSize-len(b.PEM())))
+				testpki.WriteFile(t, filepath.Join(dir, "big.pem"), data)
 				return dir
 			},
-			certs: []*testCert{b}, sources: []string{"big.pem"}, files: 1,
+			certs: []*testpki.Cert{b}, sources: []string{"big.pem"}, files: 1,
 		},
 	}
 	for _, tt := range tests {
@@ -302,8 +305,8 @@ func TestReadSource(t *testing.T) {
 					t.Errorf("cert %d read from a dot-name: %s", i, c.Source)
 				}
 			}
-			if want := !tt.missing && len(tt.errs) == 0 && len(tt.certs) > 0; r.ready() != want {
-				t.Errorf("ready() = %v, want %v", r.ready(), want)
+			if want := !tt.missing && len(tt.errs) == 0 && len(tt.certs) > 0; r.Ready() != want {
+				t.Errorf("ready() = %v, want %v", r.Ready(), want)
 			}
 		})
 	}
@@ -317,16 +320,16 @@ func TestReadSource_Unreadable(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to switch UID")
 	}
-	a, b := genCA(t, "readable"), genCA(t, "locked")
+	a, b := testpki.GenCA(t, "readable"), testpki.GenCA(t, "locked")
 	dir := t.TempDir()
 	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, filepath.Join(dir, "a.pem"), a.PEM())
-	writeFile(t, filepath.Join(dir, "locked", "b.pem"), b.PEM())
-	writeFile(t, filepath.Join(dir, "secret.pem"), b.PEM())
+	testpki.WriteFile(t, filepath.Join(dir, "a.pem"), a.PEM())
+	testpki.WriteFile(t, filepath.Join(dir, "locked", "b.pem"), b.PEM())
+	testpki.WriteFile(t, filepath.Join(dir, "secret.pem"), b.PEM())
 	// Set every mode, whatever the umask: only "locked" and secret.pem are
 	// closed to other users.
 	for name, mode := range map[string]os.FileMode{"a.pem": 0o644, "locked": 0o700, "secret.pem": 0o600} {
@@ -334,10 +337,10 @@ func TestReadSource_Unreadable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var folder, inside sourceResult
-	if err := onThreadAs(1000770000, func() {
-		folder = readSource(dir)
-		inside = readSource(filepath.Join(dir, "locked", "b.pem"))
+	var folder, inside Source
+	if err := testio.OnThreadAs(1000770000, func() {
+		folder = ReadSource(dir)
+		inside = ReadSource(filepath.Join(dir, "locked", "b.pem"))
 	}); err != nil {
 		t.Skip("cannot switch the thread's UID:", err)
 	}
@@ -348,18 +351,18 @@ func TestReadSource_Unreadable(t *testing.T) {
 	if strings.Join(folder.Warnings, "\n") != strings.Join(wantWarnings, "\n") || len(folder.Errs) != 0 {
 		t.Errorf("warnings:\n got %q\nwant %q\nerrors %q, want none", folder.Warnings, wantWarnings, errTexts(folder.Errs))
 	}
-	if len(folder.Certs) != 1 || folder.Certs[0].Sum != a.Sum() || folder.Files != 1 || !folder.ready() {
+	if len(folder.Certs) != 1 || folder.Certs[0].Sum != a.Sum() || folder.Files != 1 || !folder.Ready() {
 		t.Errorf("got %d certificates from %d files, ready %v; want the readable one, 1 file, true",
-			len(folder.Certs), folder.Files, folder.ready())
+			len(folder.Certs), folder.Files, folder.Ready())
 	}
-	var top sourceResult
-	if err := onThreadAs(1000770000, func() { top = readSource(filepath.Join(dir, "secret.pem")) }); err != nil {
+	var top Source
+	if err := testio.OnThreadAs(1000770000, func() { top = ReadSource(filepath.Join(dir, "secret.pem")) }); err != nil {
 		t.Fatal(err)
 	}
 	if want := "reading " + filepath.Join(dir, "secret.pem") + ": permission denied"; strings.Join(errTexts(top.Errs), "\n") != want {
 		t.Errorf("a listed unreadable file: errors %q, want %q", errTexts(top.Errs), want)
 	}
-	want := fmt.Sprintf("KAI_CERT_DIRS entry %q: permission denied", filepath.Join(dir, "locked", "b.pem"))
+	want := filepath.Join(dir, "locked", "b.pem") + ": permission denied"
 	if inside.Missing || strings.Join(errTexts(inside.Errs), "\n") != want {
 		t.Errorf("entry in an unreadable folder: Missing %v, errors %q; want %q", inside.Missing, errTexts(inside.Errs), want)
 	}
@@ -370,17 +373,17 @@ func TestReadSource_Unreadable(t *testing.T) {
 // .cer (PEM despite the name), DH parameters and two PKCS#12 files. The
 // bundle gets the certificate once and no key material.
 func TestReadSource_MitmproxyConfdir(t *testing.T) {
-	key := rsaKey(t)
-	ca := genCert(t, certSpec{CN: "mitmproxy", CA: true, Key: key})
-	keyPEM := rsaKeyPEM(key)
+	key := testpki.RSAKey(t)
+	ca := testpki.Gen(t, testpki.Spec{CN: "mitmproxy", CA: true, Key: key})
+	keyPEM := testpki.RSAKeyPEM(key)
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "mitmproxy-ca.pem"), concat(keyPEM, ca.PEM()))
-	writeFile(t, filepath.Join(dir, "mitmproxy-ca-cert.pem"), ca.PEM())
-	writeFile(t, filepath.Join(dir, "mitmproxy-ca-cert.cer"), ca.PEM())
-	writeFile(t, filepath.Join(dir, "mitmproxy-dhparam.pem"), dhParamsPEM(t))
+	testpki.WriteFile(t, filepath.Join(dir, "mitmproxy-ca.pem"), testpki.Concat(keyPEM, ca.PEM()))
+	testpki.WriteFile(t, filepath.Join(dir, "mitmproxy-ca-cert.pem"), ca.PEM())
+	testpki.WriteFile(t, filepath.Join(dir, "mitmproxy-ca-cert.cer"), ca.PEM())
+	testpki.WriteFile(t, filepath.Join(dir, "mitmproxy-dhparam.pem"), testpki.DHParamsPEM(t))
 	p12, p12cert := pkcs12Files(t, dir, keyPEM, ca.PEM())
-	writeFile(t, filepath.Join(dir, "mitmproxy-ca.p12"), p12)
-	writeFile(t, filepath.Join(dir, "mitmproxy-ca-cert.p12"), p12cert)
+	testpki.WriteFile(t, filepath.Join(dir, "mitmproxy-ca.p12"), p12)
+	testpki.WriteFile(t, filepath.Join(dir, "mitmproxy-ca-cert.p12"), p12cert)
 
 	r := readSourceWithin(t, dir, 10*time.Second)
 	if len(r.Errs) != 0 || r.Files != 6 {
@@ -398,12 +401,12 @@ func TestReadSource_MitmproxyConfdir(t *testing.T) {
 		t.Fatalf("got %d certificates, want 3 (.cer, -cert.pem, ca.pem)", len(r.Certs))
 	}
 
-	sys, err := readSystemRoots("")
+	sys, err := ReadSystemRoots("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := buildBundle(filepath.Join(dir, "out.pem"), sys, r.Certs)
-	if len(b.Extras) != 1 || b.Duplicates != 2 || b.Total() != 1 || !bytes.Equal(b.bytes(), concat([]byte(bundleHeader), ca.PEM())) {
+	b := Build(filepath.Join(dir, "out.pem"), sys, r.Certs)
+	if len(b.Extras) != 1 || b.Duplicates != 2 || b.Total() != 1 || !bytes.Equal(b.bytes(), testpki.Concat([]byte(bundleHeader), ca.PEM())) {
 		t.Fatalf("bundle: %d extras, %d duplicates, %d total; want 1, 2, 1 and the CA's PEM", len(b.Extras), b.Duplicates, b.Total())
 	}
 	keyDER := key.N.Bytes()
@@ -419,16 +422,16 @@ func TestReadSource_MitmproxyConfdir(t *testing.T) {
 func pkcs12Files(t *testing.T, dir string, keyPEM, certPEM []byte) (p12, p12cert []byte) {
 	t.Helper()
 	tmp := filepath.Join(dir, ".p12work")
-	writeFile(t, filepath.Join(tmp, "key.pem"), keyPEM)
-	writeFile(t, filepath.Join(tmp, "cert.pem"), certPEM)
+	testpki.WriteFile(t, filepath.Join(tmp, "key.pem"), keyPEM)
+	testpki.WriteFile(t, filepath.Join(tmp, "cert.pem"), certPEM)
 	defer os.RemoveAll(tmp)
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Log("openssl not installed: using binary stand-ins for the .p12 files")
 		return []byte{0x30, 0x82, 0x09, 0x9f, 0x02, 0x01, 0x03, 0x30, 0x82, 0x09, 0x65},
 			[]byte{0x30, 0x82, 0x04, 0x1b, 0x02, 0x01, 0x03, 0x30, 0x82, 0x03, 0xe1}
 	}
-	p12 = runOpenSSL(t, "pkcs12", "-export", "-in", filepath.Join(tmp, "cert.pem"), "-inkey", filepath.Join(tmp, "key.pem"), "-passout", "pass:")
-	p12cert = runOpenSSL(t, "pkcs12", "-export", "-nokeys", "-in", filepath.Join(tmp, "cert.pem"), "-passout", "pass:")
+	p12 = testpki.RunOpenSSL(t, "pkcs12", "-export", "-in", filepath.Join(tmp, "cert.pem"), "-inkey", filepath.Join(tmp, "key.pem"), "-passout", "pass:")
+	p12cert = testpki.RunOpenSSL(t, "pkcs12", "-export", "-nokeys", "-in", filepath.Join(tmp, "cert.pem"), "-passout", "pass:")
 	if len(p12) == 0 || p12[0] != 0x30 || len(p12cert) == 0 || p12cert[0] != 0x30 {
 		t.Fatal("openssl pkcs12 did not write DER")
 	}
@@ -444,18 +447,18 @@ func keyDERFromPEM(t testing.TB, p []byte) []byte {
 	return blocks[0].DER
 }
 
-// readSourceWithin runs readSource and fails the test if it has not
+// readSourceWithin runs ReadSource and fails the test if it has not
 // returned within d (a FIFO opened for reading would block forever).
-func readSourceWithin(t *testing.T, entry string, d time.Duration) sourceResult {
+func readSourceWithin(t *testing.T, entry string, d time.Duration) Source {
 	t.Helper()
-	ch := make(chan sourceResult, 1)
-	go func() { ch <- readSource(entry) }()
+	ch := make(chan Source, 1)
+	go func() { ch <- ReadSource(entry) }()
 	select {
 	case r := <-ch:
 		return r
 	case <-time.After(d):
-		t.Fatalf("readSource(%s) did not return within %v", entry, d)
-		return sourceResult{}
+		t.Fatalf("ReadSource(%s) did not return within %v", entry, d)
+		return Source{}
 	}
 }
 

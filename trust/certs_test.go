@@ -1,4 +1,4 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
 func TestParseCertFile(t *testing.T) {
-	ca, ca2, inter := genCA(t, "parse CA"), genCA(t, "parse CA 2"), (*testCert)(nil)
-	inter = genIntermediate(t, "parse intermediate", ca)
-	key := ecKeyPEM(t, ca.Key)
+	ca, ca2, inter := testpki.GenCA(t, "parse CA"), testpki.GenCA(t, "parse CA 2"), (*testpki.Cert)(nil)
+	inter = testpki.GenIntermediate(t, "parse intermediate", ca)
+	key := testpki.ECKeyPEM(t, ca.Key)
 	lines := func(b []byte) int { return bytes.Count(b, []byte("\n")) }
 	notACert := []byte("-----BEGIN CERTIFICATE-----\n" + b64([]byte{0x30, 0x03, 0x02, 0x01, 0x05}) + "\n-----END CERTIFICATE-----\n")
 	badB64 := []byte("-----BEGIN CERTIFICATE-----\nMIIC%%%%\n-----END CERTIFICATE-----\n")
@@ -20,38 +22,38 @@ func TestParseCertFile(t *testing.T) {
 	const path = "/certs/corp/ca.pem"
 
 	tests := []parseCase{
-		{"one PEM certificate", ca.PEM(), []*testCert{ca}, []int{1}, nil},
-		{"chain in one file", concat(inter.PEM(), ca.PEM()), []*testCert{inter, ca}, []int{1, 2}, nil},
-		{"key then certificate (mitmproxy-ca.pem)", concat(key, ca.PEM()), []*testCert{ca}, []int{2}, nil},
-		{"DER certificate", ca.DER(), []*testCert{ca}, []int{0}, nil},
-		{"TRUSTED CERTIFICATE", trustedPEM(ca), []*testCert{ca}, []int{1}, nil},
-		{"X509 CERTIFICATE", bytes.ReplaceAll(ca.PEM(), []byte(" CERTIFICATE"), []byte(" X509 CERTIFICATE")), []*testCert{ca}, []int{1}, nil},
-		{"BOM, CRLF, concatenated, no final newline", bytes.TrimSuffix(concat([]byte("\xef\xbb\xbf"),
-			bytes.ReplaceAll(concat(bytes.TrimSuffix(ca.PEM(), []byte("\n")), ca2.PEM()), []byte("\n"), []byte("\r\n"))), []byte("\r\n")),
-			[]*testCert{ca, ca2}, []int{1, 2}, nil},
+		{"one PEM certificate", ca.PEM(), []*testpki.Cert{ca}, []int{1}, nil},
+		{"chain in one file", testpki.Concat(inter.PEM(), ca.PEM()), []*testpki.Cert{inter, ca}, []int{1, 2}, nil},
+		{"key then certificate (mitmproxy-ca.pem)", testpki.Concat(key, ca.PEM()), []*testpki.Cert{ca}, []int{2}, nil},
+		{"DER certificate", ca.DER(), []*testpki.Cert{ca}, []int{0}, nil},
+		{"TRUSTED CERTIFICATE", testpki.TrustedPEM(ca), []*testpki.Cert{ca}, []int{1}, nil},
+		{"X509 CERTIFICATE", bytes.ReplaceAll(ca.PEM(), []byte(" CERTIFICATE"), []byte(" X509 CERTIFICATE")), []*testpki.Cert{ca}, []int{1}, nil},
+		{"BOM, CRLF, concatenated, no final newline", bytes.TrimSuffix(testpki.Concat([]byte("\xef\xbb\xbf"),
+			bytes.ReplaceAll(testpki.Concat(bytes.TrimSuffix(ca.PEM(), []byte("\n")), ca2.PEM()), []byte("\n"), []byte("\r\n"))), []byte("\r\n")),
+			[]*testpki.Cert{ca, ca2}, []int{1, 2}, nil},
 		{"empty file", nil, nil, nil, nil},
 		{"README", []byte("Drop the corporate CA in this folder.\n"), nil, nil, nil},
 		{"README quoting the markers", []byte("Drop the corporate CA here: the -----BEGIN CERTIFICATE----- line,\n" +
 			"the base64 and the -----END CERTIFICATE----- line.\n"), nil, nil, nil},
 		{"key only", key, nil, nil, nil},
-		{"DH parameters only", dhParamsPEM(t), nil, nil, nil},
+		{"DH parameters only", testpki.DHParamsPEM(t), nil, nil, nil},
 		{"certificate request only", []byte("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"), nil, nil, nil},
 		{"binary starting with a SEQUENCE (.p12 stand-in)", []byte{0x30, 0x82, 0x0a, 0x01, 0x02, 0x01, 0x03, 0x30, 0x82}, nil, nil, nil},
-		{"DER with trailing bytes", concat(ca.DER(), []byte{0, 0}), []*testCert{ca}, []int{0}, []string{
+		{"DER with trailing bytes", testpki.Concat(ca.DER(), []byte{0, 0}), []*testpki.Cert{ca}, []int{0}, []string{
 			fmt.Sprintf("%s: byte %d: neither a DER certificate nor blanks", path, len(ca.DER())),
 		}},
-		{"unterminated key before the certificate", concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), ca.PEM()),
-			[]*testCert{ca}, []int{2}, nil},
-		{"bad base64 between good blocks", concat(ca.PEM(), badB64, ca2.PEM()), []*testCert{ca, ca2}, []int{1, 3}, []string{
+		{"unterminated key before the certificate", testpki.Concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), ca.PEM()),
+			[]*testpki.Cert{ca}, []int{2}, nil},
+		{"bad base64 between good blocks", testpki.Concat(ca.PEM(), badB64, ca2.PEM()), []*testpki.Cert{ca, ca2}, []int{1, 3}, []string{
 			fmt.Sprintf("%s: block 2 (CERTIFICATE, line %d): invalid base64 body", path, 1+lines(ca.PEM())),
 		}},
-		{"valid base64 that is not a certificate", concat(key, notACert), nil, nil, []string{
+		{"valid base64 that is not a certificate", testpki.Concat(key, notACert), nil, nil, []string{
 			fmt.Sprintf("%s: block 2 (CERTIFICATE, line %d): not a valid certificate: malformed tbs certificate", path, 1+lines(key)),
 		}},
 		{"TRUSTED CERTIFICATE that is not ASN.1", badTrusted, nil, nil, []string{
 			path + ": block 1 (TRUSTED CERTIFICATE, line 1): not a valid certificate: bad ASN.1",
 		}},
-		{"unterminated certificate", concat(ca.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")), []*testCert{ca}, []int{1}, []string{
+		{"unterminated certificate", testpki.Concat(ca.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")), []*testpki.Cert{ca}, []int{1}, []string{
 			fmt.Sprintf("%s: block 2 (CERTIFICATE, line %d): no END line", path, 1+lines(ca.PEM())),
 		}},
 	}
@@ -62,9 +64,9 @@ func TestParseCertFile(t *testing.T) {
 type parseCase struct {
 	name   string
 	data   []byte
-	want   []*testCert // in order
-	blocks []int       // Cert.Block of each
-	errs   []string    // exact error texts, in order
+	want   []*testpki.Cert // in order
+	blocks []int           // Cert.Block of each
+	errs   []string        // exact error texts, in order
 }
 
 // checkParseCertFile runs parseCertFile on each row's data, read from path.
@@ -102,17 +104,17 @@ func checkParseCertFile(t *testing.T, path string, tests []parseCase) {
 // `openssl x509 -trustout`, and checks that the hand-made one of the other
 // tests has the same shape.
 func TestParseCertFile_OpenSSLTrustout(t *testing.T) {
-	needOpenSSL(t)
-	ca := genCA(t, "trustout CA")
+	testpki.NeedOpenSSL(t)
+	ca := testpki.GenCA(t, "trustout CA")
 	dir := t.TempDir()
 	in := filepath.Join(dir, "ca.pem")
-	writeFile(t, in, ca.PEM())
-	out := runOpenSSL(t, "x509", "-in", in, "-trustout", "-addtrust", "serverAuth", "-setalias", "test")
+	testpki.WriteFile(t, in, ca.PEM())
+	out := testpki.RunOpenSSL(t, "x509", "-in", in, "-trustout", "-addtrust", "serverAuth", "-setalias", "test")
 	if !bytes.Contains(out, []byte("-----BEGIN TRUSTED CERTIFICATE-----")) {
 		t.Fatalf("openssl did not write a TRUSTED CERTIFICATE:\n%s", out)
 	}
-	if !bytes.Equal(out, trustedPEM(ca)) {
-		t.Errorf("trustedPEM differs from openssl's output:\n%s\nwant\n%s", trustedPEM(ca), out)
+	if !bytes.Equal(out, testpki.TrustedPEM(ca)) {
+		t.Errorf("trustedPEM differs from openssl's output:\n%s\nwant\n%s", testpki.TrustedPEM(ca), out)
 	}
 	certs, warnings, errs := parseCertFile(in, out)
 	if len(errs) != 0 || len(warnings) != 0 || len(certs) != 1 || !bytes.Equal(certs[0].X509.Raw, ca.DER()) {

@@ -1,4 +1,4 @@
-package entrypoint
+package testpki
 
 // Certificates for the CA tests, generated at test time with crypto/x509 so
 // that no fixture can expire. ECDSA P-256 keys keep generation fast; the one
@@ -16,6 +16,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,45 +26,55 @@ import (
 	"time"
 )
 
-// testCert is a generated certificate and its key.
-type testCert struct {
+// Cert is a generated certificate and its key.
+type Cert struct {
 	Cert *x509.Certificate
 	Key  crypto.Signer
 }
 
 // DER returns the certificate's DER.
-func (c *testCert) DER() []byte { return c.Cert.Raw }
+func (c *Cert) DER() []byte { return c.Cert.Raw }
 
 // PEM returns the certificate as one CERTIFICATE block.
-func (c *testCert) PEM() []byte {
+func (c *Cert) PEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw})
 }
 
 // Sum returns the SHA-256 of the DER, the bundle's dedup key.
-func (c *testCert) Sum() [sha256.Size]byte { return sha256.Sum256(c.Cert.Raw) }
+func (c *Cert) Sum() [sha256.Size]byte { return sha256.Sum256(c.Cert.Raw) }
 
-// certSpec describes a certificate to generate. The certificate keeps its
+// Spec describes a certificate to generate. The certificate keeps its
 // times in whole seconds (x509 truncates them): a test that checks it
 // against its own clock reads that clock before, truncated likewise.
-type certSpec struct {
+type Spec struct {
 	CN        string
 	CA        bool          // basicConstraints CA:TRUE
 	NotBefore time.Time     // zero: an hour ago
 	NotAfter  time.Time     // zero: in a year
-	Parent    *testCert     // issuer; nil: self-signed
+	Parent    *Cert         // issuer; nil: self-signed
 	Key       crypto.Signer // nil: a new P-256 key
+	Names     []string      // a server's DNS names and IPs; none: CN
 }
 
 var testSerial atomic.Int64
 
-// genCert generates the certificate spec describes.
-func genCert(tb testing.TB, spec certSpec) *testCert {
+// Gen generates the certificate spec describes.
+func Gen(tb testing.TB, spec Spec) *Cert {
 	tb.Helper()
+	c, err := generate(spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// generate is Gen for callers without a testing.TB.
+func generate(spec Spec) (*Cert, error) {
 	key := spec.Key
 	if key == nil {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 		key = k
 	}
@@ -87,7 +98,17 @@ func genCert(tb testing.TB, spec certSpec) *testCert {
 	} else {
 		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.DNSNames = []string{spec.CN}
+		names := spec.Names
+		if len(names) == 0 {
+			names = []string{spec.CN}
+		}
+		for _, n := range names {
+			if ip := net.ParseIP(n); ip != nil {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			} else {
+				tmpl.DNSNames = append(tmpl.DNSNames, n)
+			}
+		}
 	}
 	parent, signer := tmpl, key
 	if spec.Parent != nil {
@@ -95,65 +116,65 @@ func genCert(tb testing.TB, spec certSpec) *testCert {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	return &testCert{Cert: c, Key: key}
+	return &Cert{Cert: c, Key: key}, nil
 }
 
-// genCA is a self-signed CA valid from an hour ago for a year.
-func genCA(tb testing.TB, cn string) *testCert {
+// GenCA is a self-signed CA valid from an hour ago for a year.
+func GenCA(tb testing.TB, cn string) *Cert {
 	tb.Helper()
-	return genCert(tb, certSpec{CN: cn, CA: true})
+	return Gen(tb, Spec{CN: cn, CA: true})
 }
 
-// genIntermediate is a CA issued by parent.
-func genIntermediate(tb testing.TB, cn string, parent *testCert) *testCert {
+// GenIntermediate is a CA issued by parent.
+func GenIntermediate(tb testing.TB, cn string, parent *Cert) *Cert {
 	tb.Helper()
-	return genCert(tb, certSpec{CN: cn, CA: true, Parent: parent})
+	return Gen(tb, Spec{CN: cn, CA: true, Parent: parent})
 }
 
-// genLeaf is a server certificate issued by parent.
-func genLeaf(tb testing.TB, cn string, parent *testCert) *testCert {
+// GenLeaf is a server certificate issued by parent.
+func GenLeaf(tb testing.TB, cn string, parent *Cert) *Cert {
 	tb.Helper()
-	return genCert(tb, certSpec{CN: cn, Parent: parent})
+	return Gen(tb, Spec{CN: cn, Parent: parent})
 }
 
-// genSelfSignedLeaf is a self-signed server certificate (not a CA).
-func genSelfSignedLeaf(tb testing.TB, cn string) *testCert {
+// GenSelfSignedLeaf is a self-signed server certificate (not a CA).
+func GenSelfSignedLeaf(tb testing.TB, cn string) *Cert {
 	tb.Helper()
-	return genCert(tb, certSpec{CN: cn})
+	return Gen(tb, Spec{CN: cn})
 }
 
-// genExpired is a CA that expired yesterday.
-func genExpired(tb testing.TB, cn string) *testCert {
-	tb.Helper()
-	now := time.Now()
-	return genCert(tb, certSpec{CN: cn, CA: true, NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.Add(-24 * time.Hour)})
-}
-
-// genNotYetValid is a CA valid from tomorrow.
-func genNotYetValid(tb testing.TB, cn string) *testCert {
+// GenExpired is a CA that expired yesterday.
+func GenExpired(tb testing.TB, cn string) *Cert {
 	tb.Helper()
 	now := time.Now()
-	return genCert(tb, certSpec{CN: cn, CA: true, NotBefore: now.Add(24 * time.Hour), NotAfter: now.AddDate(1, 0, 0)})
+	return Gen(tb, Spec{CN: cn, CA: true, NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.Add(-24 * time.Hour)})
 }
 
-// genExpiring is a CA that expires in d.
-func genExpiring(tb testing.TB, cn string, d time.Duration) *testCert {
+// GenNotYetValid is a CA valid from tomorrow.
+func GenNotYetValid(tb testing.TB, cn string) *Cert {
 	tb.Helper()
 	now := time.Now()
-	return genCert(tb, certSpec{CN: cn, CA: true, NotAfter: now.Add(d)})
+	return Gen(tb, Spec{CN: cn, CA: true, NotBefore: now.Add(24 * time.Hour), NotAfter: now.AddDate(1, 0, 0)})
+}
+
+// GenExpiring is a CA that expires in d.
+func GenExpiring(tb testing.TB, cn string, d time.Duration) *Cert {
+	tb.Helper()
+	now := time.Now()
+	return Gen(tb, Spec{CN: cn, CA: true, NotAfter: now.Add(d)})
 }
 
 // testRSAKey is one RSA key shared by the tests that need an RSA PRIVATE
 // KEY block: generating it takes a while.
 var testRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
 
-func rsaKey(tb testing.TB) *rsa.PrivateKey {
+func RSAKey(tb testing.TB) *rsa.PrivateKey {
 	tb.Helper()
 	k, err := testRSAKey()
 	if err != nil {
@@ -162,13 +183,13 @@ func rsaKey(tb testing.TB) *rsa.PrivateKey {
 	return k
 }
 
-// rsaKeyPEM is key as mitmproxy writes it: PKCS#1, "RSA PRIVATE KEY".
-func rsaKeyPEM(key *rsa.PrivateKey) []byte {
+// RSAKeyPEM is key as mitmproxy writes it: PKCS#1, "RSA PRIVATE KEY".
+func RSAKeyPEM(key *rsa.PrivateKey) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 }
 
-// ecKeyPEM is key as an "EC PRIVATE KEY" block.
-func ecKeyPEM(tb testing.TB, key crypto.Signer) []byte {
+// ECKeyPEM is key as an "EC PRIVATE KEY" block.
+func ECKeyPEM(tb testing.TB, key crypto.Signer) []byte {
 	tb.Helper()
 	der, err := x509.MarshalECPrivateKey(key.(*ecdsa.PrivateKey))
 	if err != nil {
@@ -177,9 +198,9 @@ func ecKeyPEM(tb testing.TB, key crypto.Signer) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 }
 
-// dhParamsPEM is a "DH PARAMETERS" block (SEQUENCE { p, g }) of a made-up
+// DHParamsPEM is a "DH PARAMETERS" block (SEQUENCE { p, g }) of a made-up
 // 2048-bit odd p: nobody decodes it, it only has to look the part.
-func dhParamsPEM(tb testing.TB) []byte {
+func DHParamsPEM(tb testing.TB) []byte {
 	tb.Helper()
 	p, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 2048))
 	if err != nil {
@@ -193,24 +214,24 @@ func dhParamsPEM(tb testing.TB) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "DH PARAMETERS", Bytes: der})
 }
 
-// trustTrailer is the X509_CERT_AUX that `openssl x509 -trustout
+// TrustTrailer is the X509_CERT_AUX that `openssl x509 -trustout
 // -addtrust serverAuth -setalias test` appends to the certificate:
 // SEQUENCE { SEQUENCE { OID serverAuth }, UTF8String "test" }.
-var trustTrailer = []byte{
+var TrustTrailer = []byte{
 	0x30, 0x12,
 	0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01,
 	0x0c, 0x04, 't', 'e', 's', 't',
 }
 
-// trustedPEM is c as OpenSSL's TRUSTED CERTIFICATE: the certificate's DER
+// TrustedPEM is c as OpenSSL's TRUSTED CERTIFICATE: the certificate's DER
 // followed by the trust trailer, in one block.
-func trustedPEM(c *testCert) []byte {
-	der := append(append([]byte(nil), c.DER()...), trustTrailer...)
+func TrustedPEM(c *Cert) []byte {
+	der := append(append([]byte(nil), c.DER()...), TrustTrailer...)
 	return pem.EncodeToMemory(&pem.Block{Type: "TRUSTED CERTIFICATE", Bytes: der})
 }
 
-// concat joins byte slices.
-func concat(parts ...[]byte) []byte {
+// Concat joins byte slices.
+func Concat(parts ...[]byte) []byte {
 	var out []byte
 	for _, p := range parts {
 		out = append(out, p...)
@@ -218,8 +239,8 @@ func concat(parts ...[]byte) []byte {
 	return out
 }
 
-// writeFile writes data to path, creating its folder.
-func writeFile(tb testing.TB, path string, data []byte) {
+// WriteFile writes data to path, creating its folder.
+func WriteFile(tb testing.TB, path string, data []byte) {
 	tb.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		tb.Fatal(err)
@@ -229,16 +250,16 @@ func writeFile(tb testing.TB, path string, data []byte) {
 	}
 }
 
-// symlink makes newname a symlink to oldname.
-func symlink(tb testing.TB, oldname, newname string) {
+// Symlink makes newname a Symlink to oldname.
+func Symlink(tb testing.TB, oldname, newname string) {
 	tb.Helper()
 	if err := os.Symlink(oldname, newname); err != nil {
 		tb.Fatal(err)
 	}
 }
 
-// needOpenSSL returns the openssl command's path, or skips the test.
-func needOpenSSL(tb testing.TB) string {
+// NeedOpenSSL returns the openssl command's path, or skips the test.
+func NeedOpenSSL(tb testing.TB) string {
 	tb.Helper()
 	p, err := exec.LookPath("openssl")
 	if err != nil {
@@ -247,11 +268,11 @@ func needOpenSSL(tb testing.TB) string {
 	return p
 }
 
-// runOpenSSL runs openssl with args and returns its stdout; a failure fails
+// RunOpenSSL runs openssl with args and returns its stdout; a failure fails
 // the test with openssl's stderr.
-func runOpenSSL(tb testing.TB, args ...string) []byte {
+func RunOpenSSL(tb testing.TB, args ...string) []byte {
 	tb.Helper()
-	cmd := exec.Command(needOpenSSL(tb), args...)
+	cmd := exec.Command(NeedOpenSSL(tb), args...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
 	out, err := cmd.Output()
 	if err != nil {

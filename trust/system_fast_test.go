@@ -1,18 +1,18 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/pem"
 	"os"
 	"testing"
+
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
 // slowSystemRoots runs the careful scanner only, for comparison.
-func slowSystemRoots(t testing.TB, data []byte) *systemRoots {
+func slowSystemRoots(t testing.TB, data []byte) *SystemRoots {
 	t.Helper()
-	s := &systemRoots{Path: "test", sums: map[[sha256.Size]byte]bool{}}
+	s := &SystemRoots{Path: "test", keys: map[string]bool{}}
 	carefulSystemRoots(s, data)
 	return s
 }
@@ -21,23 +21,23 @@ func slowSystemRoots(t testing.TB, data []byte) *systemRoots {
 // cleanly written bundles gives exactly the careful scanner's result, and
 // that it declines anything it cannot copy as it is.
 func TestFastSystemRoots_SameAsCareful(t *testing.T) {
-	a, b, c := genCA(t, "Fast A"), genCA(t, "Fast B"), genCA(t, "Fast C")
+	a, b, c := testpki.GenCA(t, "Fast A"), testpki.GenCA(t, "Fast B"), testpki.GenCA(t, "Fast C")
 	inputs := map[string][]byte{
-		"clean":                  concat(a.PEM(), b.PEM(), c.PEM()),
-		"clean with a duplicate": concat(a.PEM(), b.PEM(), a.PEM(), c.PEM()),
-		"text between blocks":    concat(a.PEM(), []byte("# comment\n"), b.PEM()),
+		"clean":                  testpki.Concat(a.PEM(), b.PEM(), c.PEM()),
+		"clean with a duplicate": testpki.Concat(a.PEM(), b.PEM(), a.PEM(), c.PEM()),
+		"text between blocks":    testpki.Concat(a.PEM(), []byte("# comment\n"), b.PEM()),
 	}
 	if debian, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt"); err == nil {
 		inputs["debian"] = debian
 	}
 	for name, data := range inputs {
 		t.Run(name, func(t *testing.T) {
-			fast := &systemRoots{}
+			fast := &SystemRoots{}
 			if !fastSystemRoots(fast, data) {
 				t.Fatal("fastSystemRoots declined a cleanly written bundle")
 			}
 			slow := slowSystemRoots(t, data)
-			if !bytes.Equal(fast.PEM, slow.PEM) || fast.Count != slow.Count || len(fast.text) != len(slow.sums) {
+			if !bytes.Equal(fast.PEM, slow.PEM) || fast.Count != slow.Count || len(fast.keys) != len(slow.keys) {
 				t.Fatalf("fast path: %d certs, %d bytes; careful: %d certs, %d bytes", fast.Count, len(fast.PEM), slow.Count, len(slow.PEM))
 			}
 			// Every root the careful scanner found is known to the fast path.
@@ -47,32 +47,28 @@ func TestFastSystemRoots_SameAsCareful(t *testing.T) {
 				if blk, rest = pem.Decode(rest); blk == nil {
 					break
 				}
-				c, err := x509.ParseCertificate(blk.Bytes)
-				if err != nil {
-					t.Fatal(err)
-				}
-				sum := sha256.Sum256(blk.Bytes)
-				if !slow.sums[sum] || !fast.has(Cert{X509: c, Sum: sum}) {
-					t.Fatalf("%s: careful %v, fast %v", c.Subject, slow.sums[sum], fast.has(Cert{X509: c, Sum: sum}))
+				block := pem.EncodeToMemory(blk)
+				if !slow.has(block) || !fast.has(block) {
+					t.Fatalf("%s: careful %v, fast %v", block, slow.has(block), fast.has(block))
 				}
 			}
-			if other := genCA(t, "not in the bundle"); fast.has(Cert{X509: other.Cert, Sum: other.Sum()}) {
+			if other := testpki.GenCA(t, "not in the bundle"); fast.has(other.PEM()) {
 				t.Error("fast path has a certificate that is not in the bundle")
 			}
 		})
 	}
 	declined := map[string][]byte{
 		"CRLF":                  bytes.ReplaceAll(a.PEM(), []byte("\n"), []byte("\r\n")),
-		"other block":           concat(a.PEM(), rsaKeyPEM(rsaKey(t))),
+		"other block":           testpki.Concat(a.PEM(), testpki.RSAKeyPEM(testpki.RSAKey(t))),
 		"long line":             bytes.Replace(a.PEM(), []byte("\n"), nil, 2),
 		"bad base64":            bytes.Replace(a.PEM(), []byte("M"), []byte("!"), 1),
 		"padding inside":        bytes.Replace(a.PEM(), []byte("M"), []byte("="), 1),
 		"non-zero padding bits": nonCanonicalPadding(t),
 		"no final LF":           bytes.TrimSuffix(a.PEM(), []byte("\n")),
-		"trusted block":         trustedPEM(a),
+		"trusted block":         testpki.TrustedPEM(a),
 	}
 	for name, data := range declined {
-		if fastSystemRoots(&systemRoots{sums: map[[sha256.Size]byte]bool{}}, data) {
+		if fastSystemRoots(&SystemRoots{}, data) {
 			t.Errorf("%s: fastSystemRoots accepted what it cannot copy as it is", name)
 		}
 	}
@@ -94,11 +90,6 @@ func nonCanonicalPadding(t testing.TB) []byte {
 	return block
 }
 
-// has reports whether c is among the system roots, for the tests.
-func (s *systemRoots) has(c Cert) bool {
-	return s.hasBlock(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.X509.Raw}), c)
-}
-
 // FuzzSystemRoots checks that the two readers of the system bundle agree.
 // For any input:
 //   - the careful reader's output is accepted by the fast reader, which
@@ -111,18 +102,18 @@ func (s *systemRoots) has(c Cert) bool {
 //
 // `go test` runs the seeds; fuzz with
 //
-//	go test -run '^$' -fuzz FuzzSystemRoots ./entrypoint/
+//	go test -run '^$' -fuzz FuzzSystemRoots ./trust/
 func FuzzSystemRoots(f *testing.F) {
-	a, b := genCA(f, "fuzz a"), genCA(f, "fuzz b")
+	a, b := testpki.GenCA(f, "fuzz a"), testpki.GenCA(f, "fuzz b")
 	certBlock := func(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
-	key, _ := pem.Decode(ecKeyPEM(f, a.Key))
+	key, _ := pem.Decode(testpki.ECKeyPEM(f, a.Key))
 	for _, seed := range [][]byte{
 		nil,
-		concat(a.PEM(), b.PEM()),
-		concat(a.PEM(), []byte("# comment\n"), b.PEM(), a.PEM()),
+		testpki.Concat(a.PEM(), b.PEM()),
+		testpki.Concat(a.PEM(), []byte("# comment\n"), b.PEM(), a.PEM()),
 		bytes.ReplaceAll(a.PEM(), []byte("\n"), []byte("\r\n")),
-		concat(trustedPEM(b), a.PEM()),
-		concat(a.PEM(), certBlock(key.Bytes), b.PEM()),
+		testpki.Concat(testpki.TrustedPEM(b), a.PEM()),
+		testpki.Concat(a.PEM(), certBlock(key.Bytes), b.PEM()),
 		certBlock(append(a.DER(), 0)),
 		certBlock(a.DER()[:100]),
 		nonCanonicalPadding(f),
@@ -131,12 +122,12 @@ func FuzzSystemRoots(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		careful := slowSystemRoots(t, data)
-		again := &systemRoots{}
+		again := &SystemRoots{}
 		if !fastSystemRoots(again, careful.PEM) {
 			t.Fatalf("the fast reader declines the careful reader's output %q", careful.PEM)
 		}
 		sameRoots(t, again, careful)
-		fast := &systemRoots{}
+		fast := &SystemRoots{}
 		if !fastSystemRoots(fast, data) {
 			return
 		}
@@ -149,19 +140,18 @@ func FuzzSystemRoots(f *testing.F) {
 
 // sameRoots checks that fast, read by the fast reader, holds the same
 // certificates as careful, in the same bytes and with matching keys.
-func sameRoots(t *testing.T, fast, careful *systemRoots) {
+func sameRoots(t *testing.T, fast, careful *SystemRoots) {
 	t.Helper()
 	if !bytes.Equal(fast.PEM, careful.PEM) || fast.Count != careful.Count {
 		t.Fatalf("fast reader: %d certificates\n%s\ncareful reader: %d\n%s", fast.Count, fast.PEM, careful.Count, careful.PEM)
 	}
-	if len(fast.text) != fast.Count || len(careful.sums) != careful.Count {
-		t.Fatalf("%d and %d keys for %d certificates", len(fast.text), len(careful.sums), fast.Count)
+	if len(fast.keys) != fast.Count || len(careful.keys) != careful.Count {
+		t.Fatalf("%d and %d keys for %d certificates", len(fast.keys), len(careful.keys), fast.Count)
 	}
 	for rest := fast.PEM; len(rest) > 0; {
 		block := rest[:bytes.Index(rest, certEnd)+len(certEnd)]
 		rest = rest[len(block):]
-		der, _ := pem.Decode(block)
-		if !fast.text[string(block[len(certBegin):len(block)-len(certEnd)])] || !careful.sums[sha256.Sum256(der.Bytes)] {
+		if !fast.has(block) || !careful.has(block) {
 			t.Fatalf("keys differ for\n%s", block)
 		}
 	}

@@ -1,10 +1,12 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
 	"encoding/pem"
 	"strings"
 	"testing"
+
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
 // wantBlock is what a test expects of one scanned block.
@@ -16,9 +18,9 @@ type wantBlock struct {
 }
 
 func TestScanPEM(t *testing.T) {
-	ca1, ca2 := genCA(t, "scan one"), genCA(t, "scan two")
+	ca1, ca2 := testpki.GenCA(t, "scan one"), testpki.GenCA(t, "scan two")
 	p1, p2 := ca1.PEM(), ca2.PEM()
-	key := ecKeyPEM(t, ca1.Key)
+	key := testpki.ECKeyPEM(t, ca1.Key)
 	crlf := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")) }
 	lines := func(b []byte) int { return bytes.Count(b, []byte("\n")) }
 	// A body that is valid base64 on each line but not as a whole.
@@ -32,38 +34,38 @@ func TestScanPEM(t *testing.T) {
 	}{
 		{name: "empty", sawBegin: false},
 		{name: "README text", data: []byte("Put the company CA here.\nSee the wiki.\n"), sawBegin: false},
-		{name: "BEGIN without closing dashes is text", data: concat([]byte("-----BEGIN CERTIFICATE\n"), p1), want: []wantBlock{
+		{name: "BEGIN without closing dashes is text", data: testpki.Concat([]byte("-----BEGIN CERTIFICATE\n"), p1), want: []wantBlock{
 			{"CERTIFICATE", 2, ca1.DER(), ""},
 		}, sawBegin: true},
 		{name: "one block", data: p1, want: []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, sawBegin: true},
-		{name: "two blocks", data: concat(p1, p2), want: []wantBlock{
+		{name: "two blocks", data: testpki.Concat(p1, p2), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
 		}, sawBegin: true},
-		{name: "UTF-8 BOM before the first block", data: concat([]byte("\xef\xbb\xbf"), p1, p2), want: []wantBlock{
+		{name: "UTF-8 BOM before the first block", data: testpki.Concat([]byte("\xef\xbb\xbf"), p1, p2), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
 		}, sawBegin: true},
-		{name: "CRLF line ends", data: crlf(concat(p1, p2)), want: []wantBlock{
+		{name: "CRLF line ends", data: crlf(testpki.Concat(p1, p2)), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
 		}, sawBegin: true},
-		{name: "BOM and CRLF", data: concat([]byte("\xef\xbb\xbf"), crlf(p1)), want: []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, sawBegin: true},
-		{name: "text between and around blocks (Bag Attributes, comments)", data: concat(
+		{name: "BOM and CRLF", data: testpki.Concat([]byte("\xef\xbb\xbf"), crlf(p1)), want: []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, sawBegin: true},
+		{name: "text between and around blocks (Bag Attributes, comments)", data: testpki.Concat(
 			[]byte("# corporate roots\nBag Attributes\n    localKeyID: 01 02 03\nsubject=/CN=scan one\n"), p1,
 			[]byte("\n\n# the second one: 2 > 1 -- see ticket\n"), p2, []byte("trailing words\n")), want: []wantBlock{
 			{"CERTIFICATE", 5, ca1.DER(), ""},
 			{"CERTIFICATE", 5 + lines(p1) + 3, ca2.DER(), ""},
 		}, sawBegin: true},
-		{name: "missing final newline", data: concat(p1, bytes.TrimSuffix(p2, []byte("\n"))), want: []wantBlock{
+		{name: "missing final newline", data: testpki.Concat(p1, bytes.TrimSuffix(p2, []byte("\n"))), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
 		}, sawBegin: true},
-		{name: "two files concatenated without a newline", data: concat(bytes.TrimSuffix(p1, []byte("\n")), p2), want: []wantBlock{
+		{name: "two files concatenated without a newline", data: testpki.Concat(bytes.TrimSuffix(p1, []byte("\n")), p2), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", lines(p1), ca2.DER(), ""},
 		}, sawBegin: true},
-		{name: "three files concatenated, CRLF, no final newline", data: bytes.TrimSuffix(crlf(concat(
+		{name: "three files concatenated, CRLF, no final newline", data: bytes.TrimSuffix(crlf(testpki.Concat(
 			bytes.TrimSuffix(p1, []byte("\n")), bytes.TrimSuffix(p2, []byte("\n")), p1)), []byte("\r\n")), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", lines(p1), ca2.DER(), ""},
@@ -77,45 +79,45 @@ func TestScanPEM(t *testing.T) {
 		{name: "README quoting the markers in a sentence", data: []byte("Paste the CA between -----BEGIN CERTIFICATE----- and\n" +
 			"-----END CERTIFICATE----- lines; a line like -----BEGIN CERTIFICATE----- x is text too.\n" +
 			"-----BEGIN CERTIFICATE----- starts it.\n"), sawBegin: false},
-		{name: "text after the BEGIN marker's dashes", data: concat([]byte("-----BEGIN CERTIFICATE----- (the corporate CA)\n"), p1), want: []wantBlock{
+		{name: "text after the BEGIN marker's dashes", data: testpki.Concat([]byte("-----BEGIN CERTIFICATE----- (the corporate CA)\n"), p1), want: []wantBlock{
 			{"CERTIFICATE", 2, ca1.DER(), ""},
 		}, sawBegin: true},
-		{name: "blanks before the BEGIN marker", data: concat([]byte("  \t"), p1), want: []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, sawBegin: true},
-		{name: "private key is not decoded", data: concat(key, p1), want: []wantBlock{
+		{name: "blanks before the BEGIN marker", data: testpki.Concat([]byte("  \t"), p1), want: []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, sawBegin: true},
+		{name: "private key is not decoded", data: testpki.Concat(key, p1), want: []wantBlock{
 			{"EC PRIVATE KEY", 1, nil, ""},
 			{"CERTIFICATE", 1 + lines(key), ca1.DER(), ""},
 		}, sawBegin: true},
-		{name: "RFC 1421 headers are skipped", data: concat([]byte("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n"),
+		{name: "RFC 1421 headers are skipped", data: testpki.Concat([]byte("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n"),
 			[]byte(b64(ca1.DER())+"\n-----END CERTIFICATE-----\n")), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 		}, sawBegin: true},
-		{name: "TRUSTED CERTIFICATE keeps the whole body", data: trustedPEM(ca1), want: []wantBlock{
-			{"TRUSTED CERTIFICATE", 1, concat(ca1.DER(), trustTrailer), ""},
+		{name: "TRUSTED CERTIFICATE keeps the whole body", data: testpki.TrustedPEM(ca1), want: []wantBlock{
+			{"TRUSTED CERTIFICATE", 1, testpki.Concat(ca1.DER(), testpki.TrustTrailer), ""},
 		}, sawBegin: true},
-		{name: "bad base64", data: concat(p1, badB64), want: []wantBlock{
+		{name: "bad base64", data: testpki.Concat(p1, badB64), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), nil, "invalid base64"},
 		}, sawBegin: true},
 		{name: "empty body", data: []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), want: []wantBlock{
 			{"CERTIFICATE", 1, nil, "invalid base64"},
 		}, sawBegin: true},
-		{name: "no END line", data: concat(p1, bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n")), want: []wantBlock{
+		{name: "no END line", data: testpki.Concat(p1, bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n")), want: []wantBlock{
 			{"CERTIFICATE", 1, ca1.DER(), ""},
 			{"CERTIFICATE", 1 + lines(p1), nil, "no END line"},
 		}, sawBegin: true},
-		{name: "unterminated key before a certificate", data: concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), p1), want: []wantBlock{
+		{name: "unterminated key before a certificate", data: testpki.Concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), p1), want: []wantBlock{
 			{"RSA PRIVATE KEY", 1, nil, "no END line"},
 			{"CERTIFICATE", 3, ca1.DER(), ""},
 		}, sawBegin: true},
-		{name: "unterminated certificate before another", data: concat(bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n"), p1), want: []wantBlock{
+		{name: "unterminated certificate before another", data: testpki.Concat(bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n"), p1), want: []wantBlock{
 			{"CERTIFICATE", 1, nil, "no END line"},
 			{"CERTIFICATE", 3, ca1.DER(), ""},
 		}, sawBegin: true},
-		{name: "unterminated block, BEGIN later on the line", data: concat([]byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI"), p1), want: []wantBlock{
+		{name: "unterminated block, BEGIN later on the line", data: testpki.Concat([]byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI"), p1), want: []wantBlock{
 			{"EC PRIVATE KEY", 1, nil, "no END line"},
 			{"CERTIFICATE", 2, ca1.DER(), ""},
 		}, sawBegin: true},
-		{name: "unterminated block before a one-line block, which is text", data: concat([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n"),
+		{name: "unterminated block before a one-line block, which is text", data: testpki.Concat([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n"),
 			[]byte("-----BEGIN CERTIFICATE-----"+b64(ca1.DER())+"-----END CERTIFICATE-----\n"), p2), want: []wantBlock{
 			{"CERTIFICATE", 1, nil, "no END line"},
 			{"CERTIFICATE", 4, ca2.DER(), ""},
@@ -162,11 +164,11 @@ func TestScanPEM_AgreesWithEncodingPEM(t *testing.T) {
 	var data []byte
 	var want [][]byte
 	for _, cn := range []string{"a", "b", "c", "d"} {
-		c := genCA(t, cn)
+		c := testpki.GenCA(t, cn)
 		data = append(data, c.PEM()...)
 		want = append(want, c.DER())
 	}
-	data = append(data, ecKeyPEM(t, genCA(t, "k").Key)...)
+	data = append(data, testpki.ECKeyPEM(t, testpki.GenCA(t, "k").Key)...)
 
 	var fromStd [][]byte
 	for rest := data; ; {
@@ -233,9 +235,9 @@ func equalDERs(a, b [][]byte) bool {
 // else. (Text before a BEGIN marker on its line makes the marker text.)
 // `go test` runs the seeds; fuzz with
 //
-//	go test -run '^$' -fuzz FuzzScanPEM_Separators ./entrypoint/
+//	go test -run '^$' -fuzz FuzzScanPEM_Separators ./trust/
 func FuzzScanPEM_Separators(f *testing.F) {
-	a, b := genCA(f, "fuzz a"), genCA(f, "fuzz b")
+	a, b := testpki.GenCA(f, "fuzz a"), testpki.GenCA(f, "fuzz b")
 	f.Add([]byte("# corporate roots\n"), []byte("\n"), false, false, false)
 	f.Add([]byte("Bag Attributes\n    localKeyID: 01\nsubject=/CN=x\n"), []byte("issuer=/CN=y\n"), true, true, true)
 	f.Add([]byte("text with no newline"), []byte("  \t"), false, true, true)
@@ -253,7 +255,7 @@ func FuzzScanPEM_Separators(f *testing.F) {
 		if joined {
 			pa = bytes.TrimSuffix(pa, []byte("\n"))
 		}
-		data := concat(sep1, pa, sep2, b.PEM())
+		data := testpki.Concat(sep1, pa, sep2, b.PEM())
 		if crlf {
 			data = bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
 		}

@@ -1,4 +1,4 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package entrypoint
+package trust
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/konveyor/kai-entrypoint/internal/testpki"
 )
 
 // TestWriteAtomic_ForeignFolder: a bundle folder owned by another user is
@@ -25,17 +27,17 @@ func TestWriteAtomic_ForeignFolder(t *testing.T) {
 	}
 	path := filepath.Join(dir, "ca-bundle.pem")
 	data := []byte("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
-	if _, err := writeAtomic(path, data); err != nil {
+	if _, err := WriteAtomic(path, data); err != nil {
 		t.Fatalf("own folder: %v", err)
 	}
 	if err := os.Chown(dir, 4242, 4242); err != nil {
 		t.Fatal(err)
 	}
-	_, err := writeAtomic(path, data)
+	_, err := WriteAtomic(path, data)
 	if err == nil {
 		t.Fatal("wrote into a folder that belongs to uid 4242")
 	}
-	for _, want := range []string{`KAI_CA_BUNDLE="` + path + `"`, "belongs to uid 4242", "set KAI_CA_BUNDLE"} {
+	for _, want := range []string{"folder " + dir, "belongs to uid 4242"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
@@ -43,7 +45,7 @@ func TestWriteAtomic_ForeignFolder(t *testing.T) {
 	if err := os.Chown(dir, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := writeAtomic(path, data); err != nil {
+	if _, err := WriteAtomic(path, data); err != nil {
 		t.Errorf("root's folder: %v", err)
 	}
 }
@@ -72,13 +74,13 @@ func TestBundleFolderOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	foreignLink, rootLink, linkToForeign := filepath.Join(dir, "foreign-link"), filepath.Join(dir, "root-link"), filepath.Join(dir, "link-to-foreign")
-	symlink(t, roots, foreignLink)
-	symlink(t, roots, rootLink)
-	symlink(t, foreign, linkToForeign)
+	testpki.Symlink(t, roots, foreignLink)
+	testpki.Symlink(t, roots, rootLink)
+	testpki.Symlink(t, foreign, linkToForeign)
 	if err := os.Lchown(foreignLink, 4242, 4242); err != nil {
 		t.Fatal(err)
 	}
-	data := genCA(t, "owner").PEM()
+	data := testpki.GenCA(t, "owner").PEM()
 
 	tests := []struct {
 		name   string
@@ -94,8 +96,8 @@ func TestBundleFolderOwner(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(tt.folder, "ca-bundle.pem")
-			checkErr := checkBundlePath(path, "")
-			written, writeErr := writeAtomic(path, data)
+			checkErr := CheckFolder(tt.folder)
+			written, writeErr := WriteAtomic(path, data)
 			if tt.want == "" {
 				if checkErr != nil || writeErr != nil || !written {
 					t.Fatalf("check: %v; write: %v, %v", checkErr, written, writeErr)
@@ -113,8 +115,8 @@ func TestBundleFolderOwner(t *testing.T) {
 }
 
 // TestWriteAtomic_FolderSwappedAfterCheck swaps the checked bundle folder
-// for a symlink to another folder while writeAtomic is inside it: a
-// fanotify permission event holds writeAtomic at its open of the old
+// for a symlink to another folder while WriteAtomic is inside it: a
+// fanotify permission event holds WriteAtomic at its open of the old
 // bundle (same size, other bytes) until the swap is done. The new bundle
 // must land in the folder that was checked, and nothing in the other.
 func TestWriteAtomic_FolderSwappedAfterCheck(t *testing.T) {
@@ -125,7 +127,7 @@ func TestWriteAtomic_FolderSwappedAfterCheck(t *testing.T) {
 		fanCloexec, fanNonblock, fanClassContent = 0x1, 0x2, 0x4
 		fanMarkAdd, fanOpenPerm, fanAllow        = 0x1, 0x10000, 0x1
 	)
-	data := genCA(t, "swap").PEM()
+	data := testpki.GenCA(t, "swap").PEM()
 	old := bytes.Clone(data)
 	old[len(old)/2] ^= 1
 	dir := t.TempDir()
@@ -134,8 +136,8 @@ func TestWriteAtomic_FolderSwappedAfterCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(folder, "ca-bundle.pem")
-	writeFile(t, path, old)
-	if err := os.Chmod(path, 0o644); err != nil { // so that writeAtomic reads it
+	testpki.WriteFile(t, path, old)
+	if err := os.Chmod(path, 0o644); err != nil { // so that WriteAtomic reads it
 		t.Fatal(err)
 	}
 
@@ -156,7 +158,7 @@ func TestWriteAtomic_FolderSwappedAfterCheck(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() {
-		_, err := writeAtomic(path, data)
+		_, err := WriteAtomic(path, data)
 		done <- err
 	}()
 	var event [4096]byte // struct fanotify_event_metadata: the event's fd at bytes 16-19
@@ -168,7 +170,7 @@ func TestWriteAtomic_FolderSwappedAfterCheck(t *testing.T) {
 	if err := os.Rename(folder, moved); err != nil {
 		t.Fatal(err)
 	}
-	symlink(t, other, folder)
+	testpki.Symlink(t, other, folder)
 	var allow [8]byte // struct fanotify_response
 	binary.LittleEndian.PutUint32(allow[0:4], eventFD)
 	binary.LittleEndian.PutUint32(allow[4:8], fanAllow)
