@@ -177,13 +177,22 @@ func checkFolder(dir string) error {
 // descriptor (see openFolder); every later step goes through it, so a
 // folder swapped after the check is not written into.
 func writeAtomic(path string, data ...[]byte) (written bool, err error) {
+	if written, err = replaceFile(path, data...); err != nil {
+		return false, writeError(path, err)
+	}
+	return written, nil
+}
+
+// replaceFile is writeAtomic with the errors as they come, for a file other
+// than the bundle.
+func replaceFile(path string, data ...[]byte) (written bool, err error) {
 	dir, name := filepath.Dir(path), filepath.Base(path)
 	if err := makeFolders(dir); err != nil {
-		return false, writeError(path, err)
+		return false, err
 	}
 	root, err := openFolder(dir)
 	if err != nil {
-		return false, writeError(path, err)
+		return false, err
 	}
 	defer root.Close()
 	size := 0
@@ -198,7 +207,7 @@ func writeAtomic(path string, data ...[]byte) (written bool, err error) {
 	removeStaleTemps(root, name)
 	tmp, err := createTemp(root, name)
 	if err != nil {
-		return false, writeError(path, err)
+		return false, err
 	}
 	defer func() {
 		if err != nil {
@@ -208,17 +217,17 @@ func writeAtomic(path string, data ...[]byte) (written bool, err error) {
 	}()
 	for _, part := range data {
 		if _, err = tmp.Write(part); err != nil {
-			return false, writeError(path, err)
+			return false, err
 		}
 	}
 	if err = tmp.Chmod(0o644); err != nil {
-		return false, writeError(path, err)
+		return false, err
 	}
 	if err = tmp.Close(); err != nil {
-		return false, writeError(path, err)
+		return false, err
 	}
 	if err = root.Rename(filepath.Base(tmp.Name()), name); err != nil {
-		return false, writeError(path, err)
+		return false, err
 	}
 	return true, nil
 }
