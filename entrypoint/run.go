@@ -39,6 +39,7 @@ type Plan struct {
 	Passthrough []Passthrough
 	Sources     []sourceResult
 	Bundle      *Bundle  // nil when no extra CA was found
+	Java        *Java    // nil without KAI_JAVA_TRUSTSTORE
 	CAVars      []string // variables pointed at the bundle
 	Warnings    []string
 	Waiting     []string // --check: what a run would wait for
@@ -102,6 +103,8 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 	for _, w := range cfg.Warnings {
 		p.warn(log, w)
 	}
+	p.Java, err = newJava(s.JavaTruststore, cfg.CABundle)
+	gather(err)
 	pass, err := ReadPassthrough(o.Environ)
 	gather(err)
 	p.Passthrough = pass
@@ -201,6 +204,12 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 		for _, v := range caVars {
 			env.Set(v.Name, cfg.CABundle)
 			p.CAVars = append(p.CAVars, v.Name)
+		}
+	}
+
+	if p.Java != nil {
+		if err := p.applyJava(env, o.Check, log); err != nil {
+			return p, err
 		}
 	}
 
@@ -398,6 +407,9 @@ func (p *Plan) logSummary(log *slog.Logger) {
 		log.Info(msg, "path", b.Path, "certificates", b.Total(), "system", b.System, "extra", len(b.Extras),
 			"already_in_system", len(b.InSystem), "system_bundle", b.SystemPath)
 		log.Debug("CA variables set", "names", strings.Join(p.CAVars, ","))
+	}
+	if p.Java != nil {
+		p.Java.logSummary(log)
 	}
 	if p.Path != "" {
 		log.Info("exec", "path", p.Path, "args", fmt.Sprintf("%q", p.redactAll(p.Argv[1:])))

@@ -32,6 +32,8 @@ type Settings struct {
 	CABundle    string `split_words:"true" desc:"where the combined bundle (system roots + extra CAs) is written" default:"/tmp/kai-entrypoint/ca-bundle.pem" example:"/tmp/kai-entrypoint/ca-bundle.pem"`
 	Wait        string `split_words:"true" desc:"how long to wait for listed cert sources and proxies to be ready (Go duration, 0 = no wait)" default:"0s" example:"30s"`
 
+	JavaTruststore string `split_words:"true" desc:"opt in for JVMs and Maven: where to write a PKCS#12 trust store of the bundle; JAVA_TOOL_OPTIONS then gets it and the proxy flags" example:"/tmp/kai-entrypoint/truststore.p12"`
+
 	EntrypointLogLevel  string `split_words:"true" desc:"debug, info, warn or error" default:"info" example:"debug"`
 	EntrypointLogFormat string `split_words:"true" desc:"text or json" default:"text" example:"json"`
 }
