@@ -231,3 +231,32 @@ func TestRunJavaStoreUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkJavaTrustStore is what KAI_JAVA_TRUSTSTORE adds to a start with
+// Debian's system bundle and one extra CA: encoding the store, and
+// comparing it with the store already in place (the usual restart).
+//
+//	go test -run '^$' -bench JavaTrustStore -benchmem ./entrypoint/
+func BenchmarkJavaTrustStore(b *testing.B) {
+	sys, err := readSystemRoots(debianBundle)
+	if err != nil {
+		b.Skip(err)
+	}
+	ca, err := testpki.NewCA("Java Bench CA")
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "t.p12")
+	var n int
+	for b.Loop() {
+		store, count, err := javaTrustStore([]byte(bundleHeader), sys.PEM, ca.PEM)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := replaceFile(path, store); err != nil {
+			b.Fatal(err)
+		}
+		n = count
+	}
+	b.ReportMetric(float64(n), "certs")
+}
