@@ -31,16 +31,24 @@ type Java struct {
 }
 
 // newJava validates KAI_JAVA_TRUSTSTORE=raw; it returns nil when unset.
-// The path goes into JAVA_TOOL_OPTIONS, which the JVM splits at blanks.
-func newJava(raw, caBundle string) (*Java, error) {
+// The path goes into JAVA_TOOL_OPTIONS, which the JVM splits at blanks. It
+// must not be the bundle, nor a system bundle (a file of certFiles or the
+// inherited SSL_CERT_FILE), which every other client reads as PEM.
+func newJava(raw, caBundle, sslCertFile string) (*Java, error) {
 	path := strings.TrimSpace(raw)
+	if path == "" {
+		return nil, nil
+	}
 	bad := func(why string) (*Java, error) {
 		return nil, fmt.Errorf("%s=%q: %s", javaStoreVar, raw, why)
 	}
+	for _, f := range append(slices.Clone(certFiles), sslCertFile) {
+		if f != "" && sameFile(path, f) {
+			return bad("is the system CA bundle " + f + ", which the shim must not overwrite; set it to a file of its own such as " + DefaultJavaTrustStore)
+		}
+	}
 	fi, err := os.Stat(path)
 	switch {
-	case path == "":
-		return nil, nil
 	case !filepath.IsAbs(path):
 		return bad("must be an absolute path, such as " + DefaultJavaTrustStore)
 	case strings.ContainsFunc(path, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }):

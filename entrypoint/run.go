@@ -103,8 +103,6 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 	for _, w := range cfg.Warnings {
 		p.warn(log, w)
 	}
-	p.Java, err = newJava(s.JavaTruststore, cfg.CABundle)
-	gather(err)
 	pass, err := ReadPassthrough(o.Environ)
 	gather(err)
 	p.Passthrough = pass
@@ -158,6 +156,8 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 	// KAI_CA_BUNDLE is checked before anything is written, alike in --check
 	// and in a run, when KAI_CERT_DIRS is set or an extra CA was found.
 	sslCertFile, _ := inherited.Get("SSL_CERT_FILE")
+	p.Java, err = newJava(s.JavaTruststore, cfg.CABundle, sslCertFile)
+	gather(err)
 	if !waiting {
 		p.readSources(cfg, o.Check, gather, log)
 	}
