@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -263,4 +264,46 @@ func BenchmarkJavaTrustStore(b *testing.B) {
 		n = count
 	}
 	b.ReportMetric(float64(n), "certs")
+}
+
+// TestJavaSummary checks the --check section: the store path, its
+// certificate count and the flags.
+func TestJavaSummary(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		files map[string]string
+		want  []string // lines, $DIR expanded
+	}{
+		{name: "store and proxy", env: map[string]string{"KAI_CERT_DIRS": "$DIR/certs", "KAI_JAVA_TRUSTSTORE": "$DIR/t.p12", "KAI_PROXY_HTTPS": "http://u:hunter2@p:1"},
+			files: map[string]string{"certs/ca.pem": "<ca>"},
+			want: []string{"Java (KAI_JAVA_TRUSTSTORE):", "  would write:          $DIR/t.p12 (PKCS#12, %d certificates, ",
+				"  JAVA_TOOL_OPTIONS +=  -Djavax.net.ssl.trustStore=$DIR/t.p12 -Djavax.net.ssl.trustStoreType=PKCS12 -Dhttps.proxyHost=p -Dhttps.proxyPort=1 -Dhttp.nonProxyHosts=localhost|*.localhost|127.0.0.1|[::1]\n"}},
+		{name: "no extra CA", env: map[string]string{"KAI_JAVA_TRUSTSTORE": "$DIR/t.p12"},
+			want: []string{"Java (KAI_JAVA_TRUSTSTORE):\n  no extra CA found: no trust store would be written\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := runCase{env: tt.env, files: tt.files, check: true}.run(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			if err := p.WriteSummary(&out); err != nil {
+				t.Fatal(err)
+			}
+			dir := strings.TrimSuffix(p.Config.CABundle, "/out/ca-bundle.pem")
+			for _, w := range tt.want {
+				if strings.Contains(w, "%d") {
+					w = fmt.Sprintf(w, p.Bundle.Total())
+				}
+				if w = strings.ReplaceAll(w, "$DIR", dir); !strings.Contains(out.String(), w) {
+					t.Errorf("summary\n%s\nwant it to contain %q", out.String(), w)
+				}
+			}
+			if strings.Contains(out.String(), "hunter2") {
+				t.Errorf("summary shows the proxy password:\n%s", out.String())
+			}
+		})
+	}
 }
