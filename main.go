@@ -59,6 +59,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		plan.ReadSources()
 		plan.BuildBundle()
+		plan.SetJava()
 		plan.SetEnvironment()
 		plan.ResolveCommand(command)
 		err = plan.Err()

@@ -49,12 +49,24 @@ func recordVersions(t *testing.T, c *clientsRun) {
 		return
 	}
 	outcomes.mu.Lock()
-	first := outcomes.versions == nil
-	outcomes.versions = c.py.doc.Versions
+	_, seen := outcomes.versions["python"]
 	outcomes.mu.Unlock()
-	if first {
+	for k, v := range c.py.doc.Versions {
+		recordVersion(k, v)
+	}
+	if !seen {
 		t.Logf("client versions: %v, go %s", c.py.doc.Versions, runtime.Version())
 	}
+}
+
+// recordVersion keeps the version of one client (a versionKey of clientRows).
+func recordVersion(key string, v any) {
+	outcomes.mu.Lock()
+	defer outcomes.mu.Unlock()
+	if outcomes.versions == nil {
+		outcomes.versions = map[string]any{}
+	}
+	outcomes.versions[key] = v
 }
 
 // clientRows describes each client: how to name its version and the
@@ -69,6 +81,9 @@ var clientRows = []struct {
 	{"urllib", "urllib.request (Python)", "python", "`http_proxy`/`https_proxy` (lowercase wins), `no_proxy`, `SSL_CERT_FILE`"},
 	{"curl", "curl", "curl", "`http_proxy` (lowercase only), `https_proxy`/`HTTPS_PROXY`, `no_proxy`, `CURL_CA_BUNDLE`/`SSL_CERT_FILE`"},
 	{"go", "Go net/http", "", "`HTTP_PROXY`/`HTTPS_PROXY` (uppercase wins), `NO_PROXY`, `SSL_CERT_FILE`"},
+	{"HttpClient", "Java `HttpClient` (OpenJDK)", "java", "none of the above: `JAVA_TOOL_OPTIONS` with the flags of `KAI_JAVA_TRUSTSTORE` (`-Dhttp(s).proxyHost/Port`, `-Dhttp.nonProxyHosts`, `-Djavax.net.ssl.trustStore`)"},
+	{"HttpsURLConnection", "Java `HttpsURLConnection` (OpenJDK)", "java", "as Java `HttpClient`"},
+	{"maven", "Maven", "maven", "as Java `HttpClient` (it reads `JAVA_TOOL_OPTIONS` like any JVM; `MAVEN_OPTS` too)"},
 }
 
 func verifiedTable() string {

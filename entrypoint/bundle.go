@@ -174,7 +174,7 @@ func checkBundlePath(path, sslCertFile string) error {
 	if !filepath.IsAbs(path) {
 		return nil
 	}
-	example := defaultOf("CABundle")
+	example := settingTag("CABundle", "default")
 	fi, err := os.Stat(path)
 	if base := filepath.Base(path); strings.HasSuffix(path, "/") || base == "." || base == ".." || (err == nil && fi.IsDir()) {
 		return fmt.Errorf("KAI_CA_BUNDLE=%q: names a folder, not a file: set it to a file path such as %s", path, example)

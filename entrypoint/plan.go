@@ -29,6 +29,7 @@ type Plan struct {
 	Passthrough []Passthrough
 	Sources     []trust.Source
 	Bundle      *trust.Bundle // nil when no extra CA was found
+	Java        *Java         // nil without KAI_JAVA_TRUSTSTORE
 	CAVars      []string      // variables pointed at the bundle
 	Warnings    []string
 	Waiting     []string // --check: what a run would wait for
@@ -141,6 +142,9 @@ func (p *Plan) LogSummary() {
 		log.Info(msg, "path", b.Path, "certificates", b.Total(), "system", b.System, "extra", len(b.Extras),
 			"already_in_system", len(b.InSystem), "system_bundle", b.SystemPath)
 		log.Debug("CA variables set", "names", strings.Join(p.CAVars, ","))
+	}
+	if p.Java != nil {
+		p.Java.logSummary(log)
 	}
 	if p.Path != "" {
 		log.Info("exec", "path", p.Path, "args", fmt.Sprintf("%q", p.redactAll(p.Argv[1:])))

@@ -114,6 +114,7 @@ func runSteps(ctx context.Context, s Settings, environ, command []string, check 
 	}
 	p.ReadSources()
 	p.BuildBundle()
+	p.SetJava()
 	p.SetEnvironment()
 	p.ResolveCommand(command)
 	return p, p.Err()
@@ -285,7 +286,7 @@ func TestRun(t *testing.T) {
 		{name: "listed cert source missing", env: map[string]string{"KAI_CERT_DIRS": "$DIR/a, ,$DIR/b.pem"},
 			files: map[string]string{"a/ca.pem": "<ca>"}, wantErr: []string{`KAI_CERT_DIRS entry "$DIR/b.pem": no such file or directory`}},
 		{name: "corrupt certificate named by its KAI_CERT_DIRS entry and file", env: map[string]string{"KAI_CERT_DIRS": "$DIR/certs"},
-			files: map[string]string{"certs/bad.pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"},
+			files:   map[string]string{"certs/bad.pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"},
 			wantErr: []string{`KAI_CERT_DIRS entry "$DIR/certs": $DIR/certs/bad.pem: block 1 (CERTIFICATE, line 1): not a valid certificate`}},
 		{name: "command not found is a listed problem with --check", check: true, env: map[string]string{"KAI_ENV_PATH": "$DIR/empty"},
 			files: map[string]string{"empty/x": "x"}, wantErr: []string{`command true: not found in PATH=$DIR/empty`}},

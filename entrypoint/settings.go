@@ -38,6 +38,8 @@ type Settings struct {
 	CABundle string `split_words:"true" desc:"where the combined bundle (system roots + extra CAs) is written" default:"/tmp/kai-entrypoint/ca-bundle.pem" example:"/tmp/kai-entrypoint/ca-bundle.pem"`
 	Wait     string `split_words:"true" desc:"how long to wait for listed cert sources and proxies to be ready (Go duration, 0 = no wait)" default:"0s" example:"30s"`
 
+	JavaTruststore string `split_words:"true" desc:"opt in for JVMs and Maven: where to write a PKCS#12 trust store of the bundle; JAVA_TOOL_OPTIONS then gets it and the proxy flags" example:"/tmp/kai-entrypoint/truststore.p12"`
+
 	EntrypointLogLevel  string `split_words:"true" desc:"debug, info, warn or error" default:"info" example:"debug"`
 	EntrypointLogFormat string `split_words:"true" desc:"text or json" default:"text" example:"json"`
 }
@@ -56,6 +58,7 @@ type Config struct {
 	Wait           time.Duration
 	LogLevel       slog.Level
 	LogFormat      string
+	JavaTrustStore string   // KAI_JAVA_TRUSTSTORE, "" when unset
 	Warnings       []string // near misses of the shim's names, passed through
 
 	err error // the problems Validate found, for NewPlan
@@ -68,10 +71,11 @@ func LoadSettings() Settings {
 	return s
 }
 
-// defaultOf returns the default tag of the Settings field named field.
-func defaultOf(field string) string {
+// settingTag returns the tag key (default, example) of the Settings field
+// named field.
+func settingTag(field, key string) string {
 	f, _ := reflect.TypeFor[Settings]().FieldByName(field)
-	return f.Tag.Get("default")
+	return f.Tag.Get(key)
 }
 
 // Validate checks every setting and the names of the shim's variables in
@@ -116,12 +120,18 @@ func (s Settings) Validate(environ []string) (*Config, error) {
 	// read from environ: only a given list must exist.
 	c.CertSources = splitList(s.CertDirs)
 	if len(c.CertSources) == 0 { // a list of blanks and commas
-		c.CertSources = splitList(defaultOf("CertDirs"))
+		c.CertSources = splitList(settingTag("CertDirs", "default"))
 	}
 	given, _ := inherited.Get("KAI_CERT_DIRS")
 	c.CertExplicit = strings.TrimSpace(given) != ""
 
 	c.CABundle = strings.TrimSpace(s.CABundle)
+	sslCertFile, _ := inherited.Get("SSL_CERT_FILE")
+	javaStore, err := checkJavaTrustStore(s.JavaTruststore, c.CABundle, sslCertFile)
+	if err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	c.JavaTrustStore = javaStore
 	if !strings.HasPrefix(c.CABundle, "/") {
 		errs = multierror.Append(errs, fmt.Errorf("KAI_CA_BUNDLE=%q: must be an absolute path", s.CABundle))
 	}

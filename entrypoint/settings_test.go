@@ -19,6 +19,7 @@ func TestSettingsNames(t *testing.T) {
 		"KAI_CERT_DIRS":             func(s Settings) string { return s.CertDirs },
 		"KAI_CA_BUNDLE":             func(s Settings) string { return s.CABundle },
 		"KAI_WAIT":                  func(s Settings) string { return s.Wait },
+		"KAI_JAVA_TRUSTSTORE":       func(s Settings) string { return s.JavaTruststore },
 		"KAI_ENTRYPOINT_LOG_LEVEL":  func(s Settings) string { return s.EntrypointLogLevel },
 		"KAI_ENTRYPOINT_LOG_FORMAT": func(s Settings) string { return s.EntrypointLogFormat },
 	}

@@ -101,6 +101,18 @@ func (p *Plan) WriteSummary(w io.Writer) error {
 		pr("  would write:\t%s (%d certificates, %d bytes)", b.Path, b.Total(), b.Size())
 		pr("  pointed at it:\t%s", strings.Join(p.CAVars, ", "))
 	}
+	if j := p.Java; j != nil {
+		pr("")
+		pr("Java (KAI_JAVA_TRUSTSTORE):")
+		if j.Certs > 0 {
+			pr("  would write:\t%s (PKCS#12, %d certificates, %d bytes)", j.Store, j.Certs, j.Size)
+		} else {
+			pr("  no extra CA found: no trust store would be written")
+		}
+		if len(j.Flags) > 0 {
+			pr("  JAVA_TOOL_OPTIONS +=\t%s", p.Redact(strings.Join(j.Flags, " ")))
+		}
+	}
 	if len(p.Warnings) > 0 {
 		pr("")
 		pr("Warnings:")

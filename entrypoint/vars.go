@@ -7,6 +7,7 @@ import "strings"
 // logic lives elsewhere.
 
 const (
+	javaStoreVar = "KAI_JAVA_TRUSTSTORE"
 	envPrefix    = "KAI_ENV_"
 	secretPrefix = "KAI_SECRET_"
 )
@@ -56,6 +57,14 @@ var proxySchemes = map[string]string{
 	"socks5h": "1080",
 }
 
+// javaProxyProps are the JVM's proxy properties (PREFIX.proxyHost and
+// PREFIX.proxyPort), each with the proxy variable it is set from; ALL_PROXY
+// stands in for an unset one.
+var javaProxyProps = []struct{ Prefix, From string }{
+	{"http", "HTTP_PROXY"},
+	{"https", "HTTPS_PROXY"},
+}
+
 // caVars are pointed at the combined bundle, overriding inherited values:
 // each client reads a different one, and each replaces its default store.
 var caVars = []struct{ Name, ReadBy string }{
@@ -75,7 +84,7 @@ var caVars = []struct{ Name, ReadBy string }{
 // command's environment, as is every name with one of shimPrefixes.
 var shimVarNames = []string{
 	"KAI_PROXY_HTTP", "KAI_PROXY_HTTPS", "KAI_PROXY_ALL", "KAI_PROXY_NO", "KAI_PROXY_OPENAI",
-	"KAI_CERT_DIRS", "KAI_CA_BUNDLE", "KAI_WAIT",
+	"KAI_CERT_DIRS", "KAI_CA_BUNDLE", "KAI_WAIT", "KAI_JAVA_TRUSTSTORE",
 	"KAI_ENTRYPOINT_LOG_LEVEL", "KAI_ENTRYPOINT_LOG_FORMAT",
 }
 
