@@ -62,6 +62,12 @@ func (ca *CA) KeyPEM() []byte {
 
 // Server issues a server certificate for names, each a DNS name or an IP.
 func (ca *CA) Server(names ...string) (tls.Certificate, error) {
+	return ca.ServerValid(time.Now().Add(-time.Hour), time.Now().Add(48*time.Hour), names...)
+}
+
+// ServerValid issues a server certificate for names valid from notBefore
+// to notAfter: an expired one, for a test of the expiry.
+func (ca *CA) ServerValid(notBefore, notAfter time.Time, names ...string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
@@ -69,8 +75,8 @@ func (ca *CA) Server(names ...string) (tls.Certificate, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(48 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
