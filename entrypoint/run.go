@@ -19,6 +19,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // Options are Run's inputs besides the settings.
 type Options struct {
 	Check   bool         // --check: validate and report; no wait, no write, no exec
+	Probe   bool         // --probe: as a run (KAI_WAIT too) but no write; the caller execs nothing
 	Command []string     // COMMAND [ARG...]; may be empty with Check
 	Environ []string     // the inherited environment
 	Logger  *slog.Logger // nil discards
@@ -191,7 +192,7 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 	}
 	switch {
 	case len(extras) > 0:
-		if err := p.makeBundle(cfg, inherited, extras, o.Check, log); err != nil {
+		if err := p.makeBundle(cfg, inherited, extras, o.Check || o.Probe, log); err != nil {
 			return p, err
 		}
 	case !o.Check: // --check says it in the summary
@@ -218,7 +219,7 @@ func Run(ctx context.Context, s Settings, o Options) (*Plan, error) {
 	if err := asConfigError(errs); err != nil {
 		return p, err
 	}
-	if !o.Check {
+	if !o.Check && !o.Probe {
 		p.logSummary(log)
 	}
 	return p, ctx.Err()
