@@ -94,9 +94,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if err != nil {
-		if err != nil {
-			report(log, plan, err)
-		}
+		report(log, plan, err)
 		return entrypoint.ExitCode(err)
 	}
 	if f.check {
@@ -139,13 +137,13 @@ func parseArgs(args []string, stdout io.Writer) (f flags, command []string, done
 	timeoutSet := false
 	i := 0
 	// value returns the value of the flag at i, the next argument.
-	value := func() string {
+	value := func() (string, bool) {
 		if i+1 >= len(args) {
 			errs = append(errs, fmt.Errorf("%s needs a value", args[i]))
-			return ""
+			return "", false
 		}
 		i++
-		return args[i]
+		return args[i], true
 	}
 loop:
 	for ; i < len(args); i++ {
@@ -156,16 +154,16 @@ loop:
 		case "--check":
 			f.check = true
 		case "--probe":
-			if u := value(); u != "" {
+			if u, ok := value(); ok {
 				errs = append(errs, entrypoint.CheckProbeURL(u))
 				f.probes = append(f.probes, u)
 			}
 		case "--probe-save":
-			f.probeSave = value()
+			f.probeSave, _ = value()
 		case "--probe-timeout":
-			v := value()
+			v, ok := value()
 			d, perr := time.ParseDuration(v)
-			if v != "" && (perr != nil || d <= 0) {
+			if ok && (perr != nil || d <= 0) {
 				errs = append(errs, fmt.Errorf("--probe-timeout %q: want a positive duration such as 10s", v))
 			}
 			f.probeTimeout, timeoutSet = d, true
