@@ -362,9 +362,10 @@ func (pr *probe) distrust(err error, certs []*x509.Certificate) bool {
 	var ua x509.UnknownAuthorityError
 	var ci x509.CertificateInvalidError
 	var he x509.HostnameError
+	unknown := errors.As(err, &ua)
 	var msg string
 	switch {
-	case errors.As(err, &ua):
+	case unknown:
 		msg = "unknown authority: no certificate in the bundle issued this chain; "
 		if selfSigned(top) {
 			msg += fmt.Sprintf("trust its top certificate %q (SHA-256 %s)", top.Subject.String(), fingerprint(top))
@@ -372,7 +373,11 @@ func (pr *probe) distrust(err error, certs []*x509.Certificate) bool {
 			msg += fmt.Sprintf("trust the CA it names as issuer, %q, which the server did not send", top.Issuer.String())
 		}
 	case errors.As(err, &ci) && ci.Reason == x509.Expired:
-		msg = fmt.Sprintf("expired: the certificate %q is valid from %s to %s", ci.Cert.Subject.String(),
+		word := "expired" // x509.Expired stands for "not yet valid" too
+		if time.Now().Before(ci.Cert.NotBefore) {
+			word = "not yet valid"
+		}
+		msg = fmt.Sprintf("%s: the certificate %q is valid from %s to %s", word, ci.Cert.Subject.String(),
 			ci.Cert.NotBefore.UTC().Format(time.DateTime), ci.Cert.NotAfter.UTC().Format(time.DateTime))
 	case errors.As(err, &he):
 		msg = fmt.Sprintf("name mismatch: the certificate is for %s, not %s", strings.Join(hostNames(he.Certificate), ", "), he.Host)
@@ -380,7 +385,7 @@ func (pr *probe) distrust(err error, certs []*x509.Certificate) bool {
 		msg = "not trusted: " + err.Error()
 	}
 	pr.fail("tls", msg, chainAttr(certs))
-	if ua.Cert != nil && pr.o.SaveDir != "" {
+	if unknown && pr.o.SaveDir != "" {
 		pr.save(top)
 	}
 	return false
