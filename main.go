@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/konveyor/kai-entrypoint/entrypoint"
 )
@@ -32,7 +33,7 @@ func main() {
 // run parses the command line, plans, and execs; it returns an exit code
 // only when it does not exec.
 func run(args, environ []string, stdout, stderr io.Writer) int {
-	check, command, done, err := parseArgs(args, stdout)
+	f, command, done, err := parseArgs(args, stdout)
 	if err != nil {
 		// The settings are not validated yet: only the log format is read,
 		// and an invalid one means text.
@@ -48,11 +49,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	cfg, _ := entrypoint.LoadSettings().Validate(environ) // its problems are the plan's
 	log := entrypoint.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 
-	ctx, signalled := watchSignals(cfg.Wait > 0 && !check, log)
+	ctx, signalled := watchSignals(cfg.Wait > 0 && !f.check, log)
 
 	// The steps, as README.md's "How it works" tells them. Each gathers the
 	// problems it finds; Wait and BuildBundle do nothing once there are any.
-	plan := entrypoint.NewPlan(cfg, environ, log, check)
+	plan := entrypoint.NewPlan(cfg, environ, log, f.mode())
 	plan.SetProxies()
 	plan.PassThrough()
 	err = plan.Wait(ctx)
@@ -71,11 +72,21 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		report(log, plan, err)
 		return entrypoint.ExitCode(err)
 	}
-	if check {
+	if f.check {
 		if err := plan.WriteSummary(stdout); err != nil {
 			return 1
 		}
 		return 0
+	}
+	if len(f.probes) > 0 {
+		err = probe(ctx, plan, f, entrypoint.NewLogger(stdout, cfg.LogFormat, slog.LevelInfo))
+		if code := signalled(); code >= 0 {
+			return code
+		}
+		if err != nil {
+			report(log, plan, err)
+		}
+		return entrypoint.ExitCode(err)
 	}
 	plan.LogSummary()
 	if code := signalled(); code >= 0 {
@@ -128,34 +139,102 @@ func watchSignals(waiting bool, log *slog.Logger) (ctx context.Context, signalle
 	}
 }
 
+// flags are the shim's own command-line flags.
+type flags struct {
+	check        bool
+	probes       []string      // --probe URL, repeatable
+	probeSave    string        // --probe-save DIR
+	probeTimeout time.Duration // --probe-timeout DURATION
+}
+
 // parseArgs takes the shim's flags, which come only before the command.
 // done means --help or --version was answered; err is a usage error.
-func parseArgs(args []string, stdout io.Writer) (check bool, command []string, done bool, err error) {
-	for i, a := range args {
-		switch a {
+func parseArgs(args []string, stdout io.Writer) (f flags, command []string, done bool, err error) {
+	f.probeTimeout = entrypoint.DefaultProbeTimeout
+	var errs []error
+	timeoutSet := false
+	i := 0
+	// value returns the value of the flag at i, the next argument.
+	value := func() (string, bool) {
+		if i+1 >= len(args) {
+			errs = append(errs, fmt.Errorf("%s needs a value", args[i]))
+			return "", false
+		}
+		i++
+		return args[i], true
+	}
+loop:
+	for ; i < len(args); i++ {
+		switch a := args[i]; a {
 		case "--":
 			command = args[i+1:]
+			break loop
 		case "--check":
-			check = true
-			continue
+			f.check = true
+		case "--probe":
+			if u, ok := value(); ok {
+				errs = append(errs, entrypoint.CheckProbeURL(u))
+				f.probes = append(f.probes, u)
+			}
+		case "--probe-save":
+			f.probeSave, _ = value()
+		case "--probe-timeout":
+			v, ok := value()
+			d, perr := time.ParseDuration(v)
+			if ok && (perr != nil || d <= 0) {
+				errs = append(errs, fmt.Errorf("--probe-timeout %q: want a positive duration such as 10s", v))
+			}
+			f.probeTimeout, timeoutSet = d, true
 		case "--help", "-h":
 			entrypoint.WriteUsage(stdout)
-			return false, nil, true, nil
+			return flags{}, nil, true, nil
 		case "--version":
 			fmt.Fprintln(stdout, "kai-entrypoint", entrypoint.Version(version))
-			return false, nil, true, nil
+			return flags{}, nil, true, nil
 		default:
 			if strings.HasPrefix(a, "-") {
-				return false, nil, false, fmt.Errorf("unknown flag %q (the command goes after the flags, or after --)", a)
+				return flags{}, nil, false, fmt.Errorf("unknown flag %q (the command goes after the flags, or after --)", a)
 			}
 			command = args[i:]
+			break loop
 		}
-		break
 	}
-	if len(command) == 0 && !check {
-		return false, nil, false, errors.New("no command given")
+	switch {
+	case f.check && len(f.probes) > 0:
+		errs = append(errs, errors.New("--check and --probe do not go together: --probe already validates as a run would"))
+	case len(f.probes) == 0 && (f.probeSave != "" || timeoutSet):
+		errs = append(errs, errors.New("--probe-save and --probe-timeout go with --probe URL"))
+	case len(command) == 0 && !f.check && len(f.probes) == 0:
+		errs = append(errs, errors.New("no command given"))
 	}
-	return check, command, false, nil
+	if err := errors.Join(errs...); err != nil {
+		return flags{}, nil, false, err
+	}
+	return f, command, false, nil
+}
+
+// probe probes every --probe URL with the plan's proxies and trust, and
+// logs each step on log.
+func probe(ctx context.Context, plan *entrypoint.Plan, f flags, log *slog.Logger) error {
+	anchors, err := plan.ProbeAnchors()
+	if err != nil {
+		return err
+	}
+	return entrypoint.Probe(ctx, entrypoint.ProbeOptions{
+		URLs: f.probes, Env: plan.Env, Proxies: plan.Proxies, Anchors: anchors,
+		Timeout: f.probeTimeout, SaveDir: f.probeSave, Redact: plan.Redact, Logger: log,
+	})
+}
+
+// mode is what the flags ask of the plan.
+func (f flags) mode() entrypoint.Mode {
+	switch {
+	case f.check:
+		return entrypoint.ModeCheck
+	case len(f.probes) > 0:
+		return entrypoint.ModeProbe
+	}
+	return entrypoint.ModeExec
 }
 
 // shortUsage goes with a usage error.

@@ -78,9 +78,9 @@ var (
 // javaClients are the clients of Probe.java, as it names them.
 var javaClients = []string{"HttpClient", "HttpsURLConnection"}
 
-// runProbe runs testdata/Probe.java under the shim and returns, by client
+// runJavaProbe runs testdata/Probe.java under the shim and returns, by client
 // and URL, "ok <body>" or "error <exception>".
-func runProbe(t *testing.T, env vars, urls ...string) (map[string]string, *shimRun) {
+func runJavaProbe(t *testing.T, env vars, urls ...string) (map[string]string, *shimRun) {
 	t.Helper()
 	probe, err := filepath.Abs(filepath.Join("testdata", "Probe.java"))
 	if err != nil {
@@ -114,7 +114,7 @@ func TestJavaTrustStoreAndProxy(t *testing.T) {
 	t.Run("with the CA", func(t *testing.T) {
 		store := filepath.Join(t.TempDir(), "truststore.p12")
 		offset := len(m.log())
-		got, run := runProbe(t, javaEnv(t, m, m.confdir, store), upstream, direct)
+		got, run := runJavaProbe(t, javaEnv(t, m, m.confdir, store), upstream, direct)
 		proxied := len(waitFlows(m, offset, S.upstream.HostPort(), 2*time.Second)) > 0
 		if !proxied {
 			t.Errorf("mitmdump logged no flow to %s", S.upstream.HostPort())
@@ -156,7 +156,7 @@ func TestJavaTrustStoreAndProxy(t *testing.T) {
 
 	t.Run("without the CA", func(t *testing.T) {
 		store := filepath.Join(t.TempDir(), "truststore.p12")
-		got, run := runProbe(t, javaEnv(t, m, otherCADir(t), store), upstream)
+		got, run := runJavaProbe(t, javaEnv(t, m, otherCADir(t), store), upstream)
 		for _, client := range javaClients {
 			r := got[client+" "+upstream]
 			ok := strings.HasPrefix(r, "error ") && strings.Contains(r, "PKIX path building failed")

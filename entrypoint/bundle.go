@@ -19,7 +19,7 @@ import (
 func (p *Plan) ReadSources() {
 	cfg := p.Config
 	// --check with KAI_WAIT: a source that is not ready yet would be waited for.
-	lenient := p.check && cfg.Wait > 0
+	lenient := p.mode == ModeCheck && cfg.Wait > 0
 	done := map[string]bool{}
 	for _, s := range cfg.CertSources {
 		if done[s] {
@@ -112,7 +112,7 @@ func (p *Plan) BuildBundle() {
 	case p.Err() != nil:
 		return
 	case len(extras) == 0:
-		if !p.check { // --check says it in the summary
+		if p.mode != ModeCheck { // --check says it in the summary
 			p.log.Info("no extra CA certificate found in KAI_CERT_DIRS; CA variables left as inherited", "KAI_CERT_DIRS", strings.Join(cfg.CertSources, ","))
 		}
 		return
@@ -146,7 +146,7 @@ func (p *Plan) BuildBundle() {
 		}
 	}
 	p.Bundle = b
-	if !p.check {
+	if p.mode == ModeExec {
 		if err := b.Write(); err != nil {
 			p.gather(writeError(cfg.CABundle, err))
 		}

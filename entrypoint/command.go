@@ -107,7 +107,7 @@ func (p *Plan) ResolveCommand(command []string) {
 	for _, err := range p.checkExec(execLimit()) {
 		p.gather(err)
 	}
-	if cmdErr != nil && (p.check || p.errs != nil) {
+	if cmdErr != nil && (p.mode == ModeCheck || p.errs != nil) {
 		p.gather(cmdErr)
 	} else {
 		p.cmdErr = cmdErr

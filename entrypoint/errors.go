@@ -11,6 +11,7 @@ import (
 // Exit codes, as sysexits.h and the shells define them.
 const (
 	ExitUsage         = 64  // EX_USAGE: bad command line
+	ExitProbe         = 69  // EX_UNAVAILABLE: a --probe failed
 	ExitConfig        = 78  // EX_CONFIG: bad configuration
 	ExitNotExecutable = 126 // the command exists but cannot be executed
 	ExitNotFound      = 127 // the command was not found
@@ -64,9 +65,12 @@ func (e *CommandError) Error() string { return "command " + quote(e.Command) + "
 func ExitCode(err error) int {
 	var ce *CommandError
 	var cfg *ConfigError
+	var pe *ProbeError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &pe):
+		return ExitProbe
 	case errors.As(err, &cfg):
 		return ExitConfig
 	case errors.As(err, &ce):

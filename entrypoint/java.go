@@ -149,7 +149,7 @@ func javaToolOptions(inherited string, flags []string) string {
 
 // SetJava writes, with KAI_JAVA_TRUSTSTORE, the trust store from the
 // bundle's certificates (when extra CAs were found; only its folder is
-// checked with --check) and appends the store and proxy flags to
+// checked with --check and --probe) and appends the store and proxy flags to
 // JAVA_TOOL_OPTIONS. It does nothing once a problem was found.
 func (p *Plan) SetJava() {
 	if p.Config.JavaTrustStore == "" || p.Err() != nil {
@@ -159,10 +159,10 @@ func (p *Plan) SetJava() {
 	p.Java = j
 	if b := p.Bundle; b != nil {
 		store, n, err := b.TrustStore()
-		if err == nil && p.check {
+		if err == nil && p.mode != ModeExec {
 			err = trust.CheckFolder(filepath.Dir(j.Store))
 		}
-		if err == nil && !p.check {
+		if err == nil && p.mode == ModeExec {
 			j.Written, err = trust.WriteAtomic(j.Store, store)
 		}
 		if err != nil {

@@ -34,7 +34,7 @@ type Plan struct {
 	Warnings    []string
 	Waiting     []string // --check: what a run would wait for
 
-	check     bool // --check: no wait, no write
+	mode      Mode
 	log       *slog.Logger
 	inherited *Env // the environment the shim was given
 	env       *Env // the command's environment, being built
@@ -44,14 +44,22 @@ type Plan struct {
 	secrets   []string          // values never to print
 }
 
+// Mode is what the plan is for.
+type Mode int
+
+const (
+	ModeExec  Mode = iota // a run: wait, write the files, exec
+	ModeCheck             // --check: no wait, no file written
+	ModeProbe             // --probe: wait, but no file written and no exec
+)
+
 // NewPlan starts a plan from the validated settings and the inherited
-// environment, with the settings' own problems. With check (--check) no
-// step waits or writes. A nil log discards.
-func NewPlan(cfg *Config, environ []string, log *slog.Logger, check bool) *Plan {
+// environment, with the settings' own problems. A nil log discards.
+func NewPlan(cfg *Config, environ []string, log *slog.Logger, mode Mode) *Plan {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	p := &Plan{Config: cfg, check: check, log: log, inherited: NewEnv(environ), env: NewEnv(environ)}
+	p := &Plan{Config: cfg, mode: mode, log: log, inherited: NewEnv(environ), env: NewEnv(environ)}
 	p.gather(cfg.err)
 	for _, w := range cfg.Warnings {
 		p.warn(w)

@@ -105,8 +105,17 @@ func (c runCase) run(t *testing.T) (*Plan, error) {
 
 // runSteps takes the steps main.go takes, in the same order.
 func runSteps(ctx context.Context, s Settings, environ, command []string, check bool) (*Plan, error) {
+	mode := ModeExec
+	if check {
+		mode = ModeCheck
+	}
+	return runMode(ctx, s, environ, command, mode)
+}
+
+// runMode is runSteps for any mode.
+func runMode(ctx context.Context, s Settings, environ, command []string, mode Mode) (*Plan, error) {
 	cfg, _ := s.Validate(environ)
-	p := NewPlan(cfg, environ, nil, check)
+	p := NewPlan(cfg, environ, nil, mode)
 	p.SetProxies()
 	p.PassThrough()
 	if err := p.Wait(ctx); err != nil {

@@ -10,6 +10,7 @@ import (
 // generates from Settings' desc, default and example tags.
 const usageHead = `Usage: kai-entrypoint [--check] [--] COMMAND [ARG...]
        kai-entrypoint --check
+       kai-entrypoint --probe URL [--probe URL...] [--probe-save DIR] [--probe-timeout DURATION]
        kai-entrypoint --help | --version
 
 Derives the proxy and CA environment every client of the Kai server needs,
@@ -19,6 +20,15 @@ first other word (or after --) is the command, passed on untouched.
 
   --check    validate, print what would be set, exit 0 (valid) or 78;
              no waiting, no file written, no exec
+  --probe URL
+             try URL (repeatable) with the derived proxies and the combined
+             CA bundle, held in memory, step by step: proxy choice, DNS and
+             TCP, CONNECT, TLS, one GET; exit 0 (all answered) or 69; KAI_WAIT
+             applies; no file written, no exec
+  --probe-save DIR
+             save the root certificate of an untrusted chain into DIR
+  --probe-timeout DURATION
+             the time each URL may take (default 10s)
   --help     this text
   --version  the version
 
@@ -44,7 +54,7 @@ Inherited HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (either spelling)
 are adopted, validated and exported the same way where no KAI_PROXY_* is set.
 The shim's own variables are removed from the command's environment.
 
-Exit codes: 64 usage, 78 configuration error (every problem listed),
+Exit codes: 64 usage, 69 a --probe failed, 78 configuration error (every problem listed),
 126 command not executable, 127 command not found, 128+N signal N before exec.
 
 Examples:

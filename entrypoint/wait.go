@@ -26,7 +26,7 @@ var waitPoll = 100 * time.Millisecond
 // ends first (a signal).
 func (p *Plan) Wait(ctx context.Context) error {
 	cfg := p.Config
-	if cfg.Wait == 0 || p.check {
+	if cfg.Wait == 0 || p.mode == ModeCheck {
 		return nil
 	}
 	if cfg.CertExplicit {

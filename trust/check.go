@@ -26,7 +26,7 @@ func CheckCert(c *x509.Certificate, now time.Time) []Issue {
 		out = append(out, Issue{true, fmt.Sprintf("expires in %d days, on %s", int(c.NotAfter.Sub(now).Hours()/24), c.NotAfter.UTC().Format(time.DateOnly))})
 	}
 	if !(c.BasicConstraintsValid && c.IsCA) {
-		if selfSigned(c) {
+		if SelfSigned(c) {
 			out = append(out, Issue{false, "not a CA but self-signed: it is trusted as a pinned server certificate"})
 		} else {
 			out = append(out, Issue{true, "not a CA and not self-signed: it will not help verification (add the CA that issued it)"})
@@ -35,7 +35,8 @@ func CheckCert(c *x509.Certificate, now time.Time) []Issue {
 	return out
 }
 
-func selfSigned(c *x509.Certificate) bool {
+// SelfSigned reports whether c is signed by its own key.
+func SelfSigned(c *x509.Certificate) bool {
 	if !bytes.Equal(c.RawIssuer, c.RawSubject) {
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"time"
 )
 
 // CA is a throwaway certificate authority.
@@ -37,9 +38,17 @@ func (ca *CA) KeyPEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 }
 
-// Server issues a server certificate for names, each a DNS name or an IP.
+// Server issues a server certificate for names, each a DNS name or an IP,
+// valid from an hour ago for a year.
 func (ca *CA) Server(names ...string) (tls.Certificate, error) {
-	c, err := generate(Spec{CN: names[0], Names: names, Parent: &Cert{Cert: ca.Cert, Key: ca.Key}})
+	return ca.ServerValid(time.Time{}, time.Time{}, names...)
+}
+
+// ServerValid issues a server certificate for names valid from notBefore
+// to notAfter (zero: the defaults of Spec): an expired one, for a test of
+// the expiry.
+func (ca *CA) ServerValid(notBefore, notAfter time.Time, names ...string) (tls.Certificate, error) {
+	c, err := generate(Spec{CN: names[0], Names: names, NotBefore: notBefore, NotAfter: notAfter, Parent: &Cert{Cert: ca.Cert, Key: ca.Key}})
 	if err != nil {
 		return tls.Certificate{}, err
 	}
