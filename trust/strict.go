@@ -26,10 +26,11 @@ type role struct {
 }
 
 // strictRules are the rules OpenSSL 3 applies under X509_V_FLAG_X509_STRICT
-// (check_extensions in crypto/x509/x509_vfy.c) that Go's parser lets through, then RHEL 9's DEFAULT policy. Duplicate
-// extensions, explicit EC curve parameters and differing signature
-// algorithm fields, which strict mode also rejects, already fail Go's parse.
-// A rule returns what is wrong, or "".
+// (check_extensions in crypto/x509/x509_vfy.c) that Go's parser lets
+// through, then RHEL 9's DEFAULT policy. Duplicate extensions, explicit EC
+// curve parameters and differing signature algorithm fields, which strict
+// mode also rejects, already fail Go's parse. A rule returns what is wrong,
+// or "".
 var strictRules = []struct {
 	who  string
 	rule func(c *x509.Certificate, r role) string
