@@ -334,6 +334,12 @@ func (pr *probe) handshake(ctx context.Context, conn net.Conn, rw *bufio.ReadWri
 		return nil, pr.fail("tls", "TLS handshake with "+host+" failed: "+pr.why(ctx, err))
 	}
 	certs := tc.ConnectionState().PeerCertificates
+	// Trusted or not, a chain that strict clients reject fails them too.
+	for _, c := range certs {
+		for _, issue := range trust.Strict(c) {
+			pr.log.Warn(fmt.Sprintf("%q: %s", c.Subject.String(), issue.Text), "step", "strict")
+		}
+	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)

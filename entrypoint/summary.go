@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/konveyor/kai-entrypoint/trust"
 )
 
 // WriteSummary writes the --check report: what a run would set, with
@@ -94,9 +96,15 @@ func (p *Plan) WriteSummary(w io.Writer) error {
 		pr("  extra CAs:\t%d added, %d already in the system bundle, %d duplicates", len(b.Extras), len(b.InSystem), b.Duplicates)
 		for _, c := range b.Extras {
 			pr("    %s\tsha256:%s\texpires %s\t%s", c.X509.Subject.String(), c.Fingerprint(), c.X509.NotAfter.UTC().Format(time.DateOnly), c.Source)
+			for _, is := range trust.Strict(c.X509) {
+				pr("      %s", is.Text)
+			}
 		}
 		for _, c := range b.InSystem {
 			pr("    %s\tsha256:%s\texpires %s\t%s (already a system root)", c.X509.Subject.String(), c.Fingerprint(), c.X509.NotAfter.UTC().Format(time.DateOnly), c.Source)
+			for _, is := range trust.Strict(c.X509) {
+				pr("      %s", is.Text)
+			}
 		}
 		pr("  would write:\t%s (%d certificates, %d bytes)", b.Path, b.Total(), b.Size())
 		pr("  pointed at it:\t%s", strings.Join(p.CAVars, ", "))

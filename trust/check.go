@@ -14,7 +14,8 @@ type Issue struct {
 	Text string
 }
 
-// CheckCert reports why an extra CA may not do what the user expects.
+// CheckCert reports why an extra CA may not do what the user expects,
+// including the rules of strict clients it breaks (Strict).
 func CheckCert(c *x509.Certificate, now time.Time) []Issue {
 	var out []Issue
 	switch {
@@ -32,7 +33,7 @@ func CheckCert(c *x509.Certificate, now time.Time) []Issue {
 			out = append(out, Issue{true, "not a CA and not self-signed: it will not help verification (add the CA that issued it)"})
 		}
 	}
-	return out
+	return append(out, Strict(c)...)
 }
 
 // SelfSigned reports whether c is signed by its own key.

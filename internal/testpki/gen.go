@@ -54,6 +54,10 @@ type Spec struct {
 	Parent    *Cert         // issuer; nil: self-signed
 	Key       crypto.Signer // nil: a new P-256 key
 	Names     []string      // a server's DNS names and IPs; none: CN
+	// What a test needs to break one strict X.509 rule (see trust.Strict):
+	NoSKI bool                    // a CA without a Subject Key Identifier
+	NoAKI bool                    // no Authority Key Identifier although the parent has an SKI
+	Edit  func(*x509.Certificate) // changes the template last, before signing
 }
 
 var testSerial atomic.Int64
@@ -110,9 +114,24 @@ func generate(spec Spec) (*Cert, error) {
 			}
 		}
 	}
+	if spec.NoSKI {
+		// crypto/x509 adds an SKI to every template with IsCA: mark the
+		// certificate a CA through the extension alone.
+		tmpl.IsCA, tmpl.BasicConstraintsValid = false, false
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, BasicConstraintsCA(true))
+	}
+	if spec.Edit != nil {
+		spec.Edit(tmpl)
+	}
 	parent, signer := tmpl, key
 	if spec.Parent != nil {
 		parent, signer = spec.Parent.Cert, spec.Parent.Key
+		if spec.NoAKI {
+			// crypto/x509 takes the AKI from the parent's SKI.
+			p := *parent
+			p.SubjectKeyId = nil
+			parent = &p
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
 	if err != nil {
@@ -123,6 +142,16 @@ func generate(spec Spec) (*Cert, error) {
 		return nil, err
 	}
 	return &Cert{Cert: c, Key: key}, nil
+}
+
+// BasicConstraintsCA is a basicConstraints extension saying CA:TRUE, for
+// ExtraExtensions.
+func BasicConstraintsCA(critical bool) pkix.Extension {
+	der, err := asn1.Marshal(struct{ IsCA bool }{true})
+	if err != nil {
+		panic(err) // a struct of one bool always marshals
+	}
+	return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: critical, Value: der}
 }
 
 // GenCA is a self-signed CA valid from an hour ago for a year.
