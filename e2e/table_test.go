@@ -86,22 +86,7 @@ func verifiedTable() string {
 		} else if v, ok := outcomes.versions[row.versionKey]; ok && v != nil {
 			version = fmt.Sprint(v)
 		}
-		var passed, failed []string
-		for _, s := range outcomes.order {
-			ok, ran := outcomes.byClient[row.client][s]
-			switch {
-			case !ran:
-			case ok:
-				passed = append(passed, s)
-			default:
-				failed = append(failed, s)
-			}
-		}
-		res := "pass: " + strings.Join(passed, ", ")
-		if len(failed) > 0 {
-			res = "**FAIL**: " + strings.Join(failed, ", ")
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.label, version, row.reads, res)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.label, version, row.reads, results(row.client))
 	}
 	var extra []string
 	if v, ok := outcomes.versions["python"]; ok {
@@ -119,7 +104,30 @@ func verifiedTable() string {
 	}
 	sort.Strings(extra)
 	fmt.Fprintf(&b, "\nWith %s; Debian %s.\n", strings.Join(extra, ", "), debianVersion())
+	if sdk := sdkTable(); sdk != "" {
+		b.WriteString("\n" + sdk)
+	}
 	return b.String()
+}
+
+// results lists the scenarios client passed, or those it failed. The
+// caller holds outcomes.mu.
+func results(client string) string {
+	var passed, failed []string
+	for _, s := range outcomes.order {
+		ok, ran := outcomes.byClient[client][s]
+		switch {
+		case !ran:
+		case ok:
+			passed = append(passed, s)
+		default:
+			failed = append(failed, s)
+		}
+	}
+	if len(failed) > 0 {
+		return "**FAIL**: " + strings.Join(failed, ", ")
+	}
+	return "pass: " + strings.Join(passed, ", ")
 }
 
 func debianVersion() string {
