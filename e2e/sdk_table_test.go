@@ -21,7 +21,7 @@ var sdkRows = []struct{ client, label, reads string }{
 	{"google-auth", "google-auth `AuthorizedSession` (requests transport)", "as requests: `REQUESTS_CA_BUNDLE`"},
 	{"httplib2", "httplib2", "`https_proxy` (either case), `no_proxy`, `HTTPLIB2_CA_CERTS`"},
 	{"git", "git `ls-remote` and `clone` (dumb HTTP)", "`https_proxy` (either case), `no_proxy`, `GIT_SSL_CAINFO`"},
-	{"pip", "pip `download` (simple index)", "`https_proxy` (either case), `no_proxy`, `PIP_CERT`"},
+	{"pip", "pip `download` (simple index)", "`https_proxy` (either case), `no_proxy`, `PIP_CERT`; pip ≥ 24.2 also verifies through the system store (truststore), which follows `SSL_CERT_FILE`"},
 	{"requests", "requests", "`https_proxy` (either case), `no_proxy`, `REQUESTS_CA_BUNDLE`"},
 	{"httpx", "httpx", "`HTTPS_PROXY` (either case), `NO_PROXY`, `SSL_CERT_FILE`"},
 	{"aiohttp", "aiohttp (`trust_env=True`)", "`HTTPS_PROXY` (either case), `NO_PROXY`, `SSL_CERT_FILE`"},

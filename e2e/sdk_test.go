@@ -57,17 +57,13 @@ var S13 struct {
 	up       *sdkServer // upstream.test: trusted by mitmdump only
 	direct   *sdkServer // direct.test: trusted through the chroot's system roots only
 	local    *sdkServer // 127.0.0.1: a local model server, over plain HTTP
-	confdir  string     // mitmdump's confdir, seeded with mitmCA
+	confdir  string     // mitmdump's confdir, seeded with a CA made by the suite
 	certs    string     // --certs value: mitmdump's leaf for upstream.test
 	versions map[string]any
 	runs     atomic.Int64
 }
 
-// sdkSetup starts the upstreams and seeds a mitmproxy confdir. mitmproxy
-// 8.1.1 issues leaves without an Authority Key Identifier, which Python
-// 3.13's strict verification rejects whatever the bundle holds; so the
-// confdir gets a CA made here and mitmdump serves a leaf that CA signed
-// (crypto/x509 adds the identifiers) for upstream.test.
+// sdkSetup checks the SDK suite's tools and, once, starts its upstreams.
 func sdkSetup(t *testing.T) {
 	t.Helper()
 	requireSuite(t)
@@ -91,6 +87,11 @@ func sdkSetup(t *testing.T) {
 	}
 }
 
+// startSDKUpstreams starts the upstreams and seeds a mitmproxy confdir.
+// mitmproxy 8.1.1 issues leaves without an Authority Key Identifier, which
+// Python 3.13's strict verification rejects whatever the bundle holds; so
+// the confdir gets a CA made here and mitmdump serves a leaf that CA
+// signed (crypto/x509 adds the identifiers) for upstream.test.
 func startSDKUpstreams() error {
 	dir := filepath.Join(S.dir, "sdk")
 	content, err := newSDKContent(dir)
@@ -152,12 +153,11 @@ type sdkRun struct {
 
 // sdkResult is one call as sdk-standin.py reports it.
 type sdkResult struct {
-	Client     string  `json:"client"`
-	URL        string  `json:"url"`
-	OK         bool    `json:"ok"`
-	Reply      *string `json:"reply"`
-	ErrorClass string  `json:"error_class"`
-	Error      string  `json:"error"`
+	Client string  `json:"client"`
+	URL    string  `json:"url"`
+	OK     bool    `json:"ok"`
+	Reply  *string `json:"reply"`
+	Error  string  `json:"error"`
 }
 
 // sdkEnv is the shim's environment inside the chroot: no CA or proxy

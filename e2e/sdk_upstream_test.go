@@ -190,6 +190,9 @@ func grpcEcho(w http.ResponseWriter, r *http.Request) {
 // newSDKContent makes the git repository (with the host's git) and the
 // wheel under dir.
 func newSDKContent(dir string) (*sdkContent, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	c := &sdkContent{gitDir: filepath.Join(dir, "repo.git")}
 	work := filepath.Join(dir, "repo-work")
 	env := vars{"PATH": "/usr/bin:/bin", "HOME": dir, "GIT_CONFIG_NOSYSTEM": "1",
@@ -227,5 +230,5 @@ func newSDKContent(dir string) (*sdkContent, error) {
 	c.wheel, c.wheelName = buf.Bytes(), "kai_probe-1.0-py3-none-any.whl"
 	sum := sha256.Sum256(c.wheel)
 	c.wheelSHA256 = hex.EncodeToString(sum[:])
-	return c, os.MkdirAll(dir, 0o755)
+	return c, nil
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// The "Verified with" table in docs/testing.md is built from what the suite
+// The "Verified with" tables in docs/clients.md are built from what the suite
 // observed: each client's version as it reported it, and which scenarios it
 // passed. Set KAI_E2E_TABLE_OUT=file to have it written; with -v it is also
 // printed.
@@ -58,7 +58,7 @@ func recordVersions(t *testing.T, c *clientsRun) {
 }
 
 // clientRows describes each client: how to name its version and the
-// variables it reads (docs/testing.md's client table; the suite shows they
+// variables it reads (docs/clients.md's client table; the suite shows they
 // are enough, not that no other is read).
 var clientRows = []struct {
 	client, label, versionKey, reads string
