@@ -51,8 +51,9 @@ func trixieRootfs(t *testing.T) string {
 	t.Helper()
 	trixieOnce.Do(func() {
 		start := time.Now()
-		trixieOnce.dir, trixieOnce.err = makeTrixieRootfs()
-		t.Logf("trixie root file system %s ready after %s", trixieOnce.dir, time.Since(start).Round(time.Millisecond))
+		if trixieOnce.dir, trixieOnce.err = makeTrixieRootfs(); trixieOnce.err == nil {
+			t.Logf("trixie root file system %s ready after %s", trixieOnce.dir, time.Since(start).Round(time.Millisecond))
+		}
 	})
 	if trixieOnce.err != nil {
 		t.Fatalf("debootstrap %s root file system: %v", trixie.suite, trixieOnce.err)
