@@ -179,9 +179,10 @@ type mitm struct {
 }
 
 type mitmOpts struct {
-	confdir   string // created if missing; an empty one makes a new CA
-	port      string // "" picks a free one
-	proxyauth string // "user:pass" for --proxyauth
+	confdir   string   // created if missing; an empty one makes a new CA
+	port      string   // "" picks a free one
+	proxyauth string   // "user:pass" for --proxyauth
+	args      []string // more options, such as --certs or --ignore-hosts
 }
 
 // startMitm starts mitmdump on 127.0.0.1. It trusts only the upstream's CA
@@ -204,6 +205,7 @@ func startMitm(o mitmOpts) (*mitm, error) {
 	if o.proxyauth != "" {
 		argv = append(argv, "--proxyauth", o.proxyauth)
 	}
+	argv = append(argv, o.args...)
 	env := vars{
 		"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME": o.confdir,

@@ -211,7 +211,7 @@ func (c *clientsRun) find(t *testing.T, client, url string) (result, bool) {
 
 // expectOK checks that every client got HTTP 200 from url, with the given
 // proxy stamp echoed ("1" through mitmdump, "" direct), and for chat URLs
-// the fixed completion. It records the outcome for the Verified-with table in docs/testing.md.
+// the fixed completion. It records the outcome for the Verified-with table in docs/clients.md.
 func expectOK(t *testing.T, c *clientsRun, scenario, url, stamp string) {
 	t.Helper()
 	for _, client := range allClients {

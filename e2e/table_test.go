@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// The "Verified with" table in docs/testing.md is built from what the suite
+// The "Verified with" tables in docs/clients.md are built from what the suite
 // observed: each client's version as it reported it, and which scenarios it
 // passed. Set KAI_E2E_TABLE_OUT=file to have it written; with -v it is also
 // printed.
@@ -70,7 +70,7 @@ func recordVersion(key string, v any) {
 }
 
 // clientRows describes each client: how to name its version and the
-// variables it reads (docs/testing.md's client table; the suite shows they
+// variables it reads (docs/clients.md's client table; the suite shows they
 // are enough, not that no other is read).
 var clientRows = []struct {
 	client, label, versionKey, reads string
@@ -101,22 +101,7 @@ func verifiedTable() string {
 		} else if v, ok := outcomes.versions[row.versionKey]; ok && v != nil {
 			version = fmt.Sprint(v)
 		}
-		var passed, failed []string
-		for _, s := range outcomes.order {
-			ok, ran := outcomes.byClient[row.client][s]
-			switch {
-			case !ran:
-			case ok:
-				passed = append(passed, s)
-			default:
-				failed = append(failed, s)
-			}
-		}
-		res := "pass: " + strings.Join(passed, ", ")
-		if len(failed) > 0 {
-			res = "**FAIL**: " + strings.Join(failed, ", ")
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.label, version, row.reads, res)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.label, version, row.reads, results(row.client))
 	}
 	var extra []string
 	if v, ok := outcomes.versions["python"]; ok {
@@ -134,7 +119,30 @@ func verifiedTable() string {
 	}
 	sort.Strings(extra)
 	fmt.Fprintf(&b, "\nWith %s; Debian %s.\n", strings.Join(extra, ", "), debianVersion())
+	if sdk := sdkTable(); sdk != "" {
+		b.WriteString("\n" + sdk)
+	}
 	return b.String()
+}
+
+// results lists the scenarios client passed, or those it failed. The
+// caller holds outcomes.mu.
+func results(client string) string {
+	var passed, failed []string
+	for _, s := range outcomes.order {
+		ok, ran := outcomes.byClient[client][s]
+		switch {
+		case !ran:
+		case ok:
+			passed = append(passed, s)
+		default:
+			failed = append(failed, s)
+		}
+	}
+	if len(failed) > 0 {
+		return "**FAIL**: " + strings.Join(failed, ", ")
+	}
+	return "pass: " + strings.Join(passed, ", ")
 }
 
 func debianVersion() string {
