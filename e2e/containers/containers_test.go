@@ -19,15 +19,6 @@ import (
 	"time"
 )
 
-// TestMain removes the per-run temporary folder (used only when the cache is unusable).
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if runTemp != "" {
-		os.RemoveAll(runTemp)
-	}
-	os.Exit(code)
-}
-
 // TestDocker runs the container checks with a private Docker engine and docker-compose.
 // It runs in parallel with TestPodman: their state is separate, and the two overlap
 // mostly on I/O (imports, container starts).
@@ -68,7 +59,7 @@ func containerSuite(t *testing.T, e *engine) {
 
 	// 1. The repository's Dockerfile, unchanged; only the base images are overridden.
 	if !t.Run("build", func(t *testing.T) {
-		e.must(t, "build", "-t", image, "--build-arg", "GO_IMAGE="+goImage, "--build-arg", "KAI_IMAGE="+kaiImage,
+		e.must(t, "build", "-t", image, "--build-arg", "GO_IMAGE="+e.Images["GO_IMAGE"], "--build-arg", "KAI_IMAGE="+e.Images["KAI_IMAGE"],
 			"--build-arg", "VERSION="+version, root)
 		got := strings.TrimSpace(e.must(t, "image", "inspect", "--format",
 			"{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{.Config.User}}", image).Stdout)
@@ -135,7 +126,7 @@ func containerSuite(t *testing.T, e *engine) {
 	t.Run("kai-cmd", func(t *testing.T) {
 		custom := image + "-kaicmd"
 		t.Cleanup(func() { execute(t, e.cmd("rmi", custom)) })
-		e.must(t, "build", "-t", custom, "--build-arg", "GO_IMAGE="+goImage, "--build-arg", "KAI_IMAGE="+kaiImage,
+		e.must(t, "build", "-t", custom, "--build-arg", "GO_IMAGE="+e.Images["GO_IMAGE"], "--build-arg", "KAI_IMAGE="+e.Images["KAI_IMAGE"],
 			"--build-arg", "VERSION="+version, "--build-arg", "KAI_CMD=python3 "+kaiStandin+" serve --host 0.0.0.0 --port 8000", root)
 		name := runServer(t, e, "run-kaicmd-"+randomSuffix(), custom, "--init")
 		ps := e.top(t, name)
@@ -262,8 +253,11 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 	}
 	port := freePort(t)
 	kaiEntrypointImage := "localhost/kai-entrypoint-compose:" + e.Name
-	env := append(slices.Clone(e.Env), "KAI_IMAGE="+kaiImage, "GO_IMAGE="+goImage, "MITMPROXY_IMAGE="+mitmImage,
-		"KAI_ENTRYPOINT_IMAGE="+kaiEntrypointImage, "VERSION="+version, fmt.Sprintf("KAI_PORT=%d", port), "KAI_WAIT=60s")
+	env := append(slices.Clone(e.Env), "KAI_ENTRYPOINT_IMAGE="+kaiEntrypointImage, "VERSION="+version,
+		fmt.Sprintf("KAI_PORT=%d", port), "KAI_WAIT=60s")
+	for name, image := range e.Images {
+		env = append(env, name+"="+image)
+	}
 	composeCmd := func(args ...string) command {
 		return command{Dir: dir, Env: env, Timeout: 5 * time.Minute, Args: append([]string{e.Compose, "-p", project,
 			"-f", filepath.Join(dir, "docker-compose.yml"), "-f", filepath.Join(dir, "docker-compose.test.yml")}, args...)}

@@ -2,7 +2,6 @@ package containers
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -16,11 +15,12 @@ import (
 // engine is a container engine (Docker or Podman) with its compose tool, both
 // confined to state the test created and removes.
 type engine struct {
-	Name    string   // "docker" or "podman"
-	Bin     string   // the engine's CLI
-	Env     []string // environment for the CLI and compose
-	Compose string   // docker-compose or podman-compose
-	Init    string   // the init --init runs, as `top` names it
+	Name    string            // "docker" or "podman"
+	Bin     string            // the engine's CLI
+	Env     []string          // environment for the CLI and compose
+	Compose string            // docker-compose or podman-compose
+	Init    string            // the init --init runs, as `top` names it
+	Images  map[string]string // the local base images, by the variable naming them (importImages)
 }
 
 // cmd is a command line for the engine's CLI.
@@ -28,7 +28,6 @@ func (e *engine) cmd(args ...string) command {
 	return command{Args: append([]string{e.Bin}, args...), Env: e.Env}
 }
 
-func (c command) withStdin(r io.Reader) command       { c.Stdin = r; return c }
 func (c command) withTimeout(d time.Duration) command { c.Timeout = d; return c }
 
 // must runs the engine's CLI and fails the test unless it exits 0.
