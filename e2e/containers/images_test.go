@@ -8,8 +8,8 @@ import (
 )
 
 // cacheDir keeps what deploy/local-images makes (a debootstrap root file system and a Go
-// module cache) between runs. Everything in it is remade when missing, so deleting it is
-// always safe.
+// module cache) and the Compose binary compose_test.go builds, between runs. Everything
+// in it is remade when missing, so deleting it is always safe.
 const cacheDir = "/var/cache/kai-entrypoint-test"
 
 // importImages makes the local stand-ins for the public base images with

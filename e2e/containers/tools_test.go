@@ -1,5 +1,6 @@
 // Package containers tests the repository's Dockerfile and docker-compose.yml for real,
-// with the Docker engine (plus Debian's docker-compose) and with Podman (plus
+// with the Docker engine (plus Debian's docker-compose v1 and, as `docker compose`, the
+// current Compose built from source: compose_test.go) and with Podman (plus
 // podman-compose): it builds the image, runs it, brings up the compose stack with the
 // mitmproxy sidecar and an HTTPS upstream, and checks what README.md and docs/containers.md promise; with
 // Podman it also runs the manifests in deploy/ with `podman kube play` (kube_test.go).
