@@ -437,12 +437,13 @@ func checkBundle(t *testing.T, e *engine, cas ...[]byte) {
 }
 
 // stopKube stops the pod as the kubelet deletes one (SIGTERM, then SIGKILL after the
-// grace period) and checks that it took under 3 s.
+// 30 s grace period) and checks that SIGTERM ended it: within a third of the grace
+// period, so that a loaded machine is not mistaken for a server that ignores SIGTERM.
 func stopKube(t *testing.T, e *engine) {
 	t.Helper()
 	r := e.must(t, "pod", "stop", "--time", "30", kubePod)
-	if r.Elapsed >= 3*time.Second {
-		t.Errorf("stopping the pod took %s, want under 3 s", r.Elapsed)
+	if r.Elapsed >= 10*time.Second {
+		t.Errorf("stopping the pod took %s, want well within the 30 s grace period (under 10 s)", r.Elapsed)
 	}
 	code := strings.TrimSpace(e.must(t, "inspect", "--format", "{{.State.ExitCode}}", kubeKai).Stdout)
 	if code != "0" && code != "143" {
