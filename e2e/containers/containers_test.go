@@ -19,15 +19,6 @@ import (
 	"time"
 )
 
-// TestMain removes the per-run temporary folder (used only when the cache is unusable).
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if runTemp != "" {
-		os.RemoveAll(runTemp)
-	}
-	os.Exit(code)
-}
-
 // TestDocker runs the container checks with a private Docker engine and docker-compose.
 // It runs in parallel with TestPodman: their state is separate, and the two overlap
 // mostly on I/O (imports, container starts).
@@ -68,7 +59,7 @@ func containerSuite(t *testing.T, e *engine) {
 
 	// 1. The repository's Dockerfile, unchanged; only the base images are overridden.
 	if !t.Run("build", func(t *testing.T) {
-		e.must(t, "build", "-t", image, "--build-arg", "GO_IMAGE="+goImage, "--build-arg", "KAI_IMAGE="+kaiImage,
+		e.must(t, "build", "-t", image, "--build-arg", "GO_IMAGE="+e.Images["GO_IMAGE"], "--build-arg", "KAI_IMAGE="+e.Images["KAI_IMAGE"],
 			"--build-arg", "VERSION="+version, root)
 		got := strings.TrimSpace(e.must(t, "image", "inspect", "--format",
 			"{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{.Config.User}}", image).Stdout)
@@ -135,7 +126,7 @@ func containerSuite(t *testing.T, e *engine) {
 	t.Run("kai-cmd", func(t *testing.T) {
 		custom := image + "-kaicmd"
 		t.Cleanup(func() { execute(t, e.cmd("rmi", custom)) })
-		e.must(t, "build", "-t", custom, "--build-arg", "GO_IMAGE="+goImage, "--build-arg", "KAI_IMAGE="+kaiImage,
+		e.must(t, "build", "-t", custom, "--build-arg", "GO_IMAGE="+e.Images["GO_IMAGE"], "--build-arg", "KAI_IMAGE="+e.Images["KAI_IMAGE"],
 			"--build-arg", "VERSION="+version, "--build-arg", "KAI_CMD=python3 "+kaiStandin+" serve --host 0.0.0.0 --port 8000", root)
 		name := runServer(t, e, "run-kaicmd-"+randomSuffix(), custom, "--init")
 		ps := e.top(t, name)
@@ -160,7 +151,9 @@ func containerSuite(t *testing.T, e *engine) {
 	})
 
 	// 3 and 5. The compose stack with the sidecar and an HTTPS upstream, see composeSuite.
-	t.Run("compose", func(t *testing.T) { composeSuite(t, e, root, version) })
+	for _, tool := range e.Composes {
+		t.Run(tool.Name, func(t *testing.T) { composeSuite(t, e, tool, root, version) })
+	}
 	// The Kubernetes and OpenShift manifests in deploy/, with `podman kube play`.
 	if e.Name == "podman" {
 		t.Run("kube", func(t *testing.T) { kubeSuite(t, e, root, image) })
@@ -244,7 +237,7 @@ func deref[T any](p *T) any {
 
 // composeSuite brings up docker-compose.yml plus a test override (an HTTPS upstream whose
 // CA only the sidecar trusts) on a fresh volume, and checks steps 3, 4 and 5.
-func composeSuite(t *testing.T, e *engine, root, version string) {
+func composeSuite(t *testing.T, e *engine, tool composeTool, root, version string) {
 	project := "kaict" + e.Name + randomSuffix()
 	dir := t.TempDir()
 	pki := newUpstreamPKI(t, filepath.Join(dir, "upstream"), filepath.Join(dir, "upstream-ca"), "upstream")
@@ -261,14 +254,17 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	kaiEntrypointImage := "localhost/kai-entrypoint-compose:" + e.Name
-	env := append(slices.Clone(e.Env), "KAI_IMAGE="+kaiImage, "GO_IMAGE="+goImage, "MITMPROXY_IMAGE="+mitmImage,
-		"KAI_ENTRYPOINT_IMAGE="+kaiEntrypointImage, "VERSION="+version, fmt.Sprintf("KAI_PORT=%d", port), "KAI_WAIT=60s")
-	composeCmd := func(args ...string) command {
-		return command{Dir: dir, Env: env, Timeout: 5 * time.Minute, Args: append([]string{e.Compose, "-p", project,
-			"-f", filepath.Join(dir, "docker-compose.yml"), "-f", filepath.Join(dir, "docker-compose.test.yml")}, args...)}
+	kaiEntrypointImage := "localhost/kai-entrypoint-compose:" + tool.Name
+	env := append(slices.Concat(e.Env, tool.Env), "KAI_ENTRYPOINT_IMAGE="+kaiEntrypointImage, "VERSION="+version,
+		fmt.Sprintf("KAI_PORT=%d", port), "KAI_WAIT=60s")
+	for name, image := range e.Images {
+		env = append(env, name+"="+image)
 	}
-	container := func(service string) string { return project + "_" + service + "_1" }
+	composeCmd := func(args ...string) command {
+		return command{Dir: dir, Env: env, Args: append(slices.Concat(tool.Args, []string{"-p", project,
+			"-f", filepath.Join(dir, "docker-compose.yml"), "-f", filepath.Join(dir, "docker-compose.test.yml")}), args...)}
+	}
+	container := func(service string) string { return strings.Join([]string{project, service, "1"}, tool.Sep) }
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, s := range []string{"kai", "mitmproxy", "upstream"} {
@@ -286,7 +282,7 @@ func composeSuite(t *testing.T, e *engine, root, version string) {
 
 	// As docs/containers.md: `up -d --build`. podman-compose 1.0.3 exits 0 even when the build or a
 	// `podman run` fails: check the image and the containers, not the exit status alone.
-	r := must(t, composeCmd("up", "-d", "--build").withTimeout(10*time.Minute))
+	r := must(t, composeCmd("up", "-d", "--build"))
 	if execute(t, e.cmd("image", "inspect", kaiEntrypointImage)).Err != nil {
 		t.Fatalf("compose up --build made no %s:\n%s", kaiEntrypointImage, r)
 	}

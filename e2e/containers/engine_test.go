@@ -2,7 +2,6 @@ package containers
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -13,23 +12,29 @@ import (
 	"time"
 )
 
-// engine is a container engine (Docker or Podman) with its compose tool, both
+// engine is a container engine (Docker or Podman) with its compose tools, all
 // confined to state the test created and removes.
 type engine struct {
-	Name    string   // "docker" or "podman"
-	Bin     string   // the engine's CLI
-	Env     []string // environment for the CLI and compose
-	Compose string   // docker-compose or podman-compose
-	Init    string   // the init --init runs, as `top` names it
+	Name     string            // "docker" or "podman"
+	Bin      string            // the engine's CLI
+	Env      []string          // environment for the CLI and compose
+	Composes []composeTool     // each runs the compose stack
+	Init     string            // the init --init runs, as `top` names it
+	Images   map[string]string // the local base images, by the variable naming them (importImages)
+}
+
+// composeTool is one compose implementation.
+type composeTool struct {
+	Name string   // names the subtest
+	Args []string // the command line the compose arguments follow
+	Env  []string // added to the engine's environment
+	Sep  string   // joins project, service and index in container names
 }
 
 // cmd is a command line for the engine's CLI.
 func (e *engine) cmd(args ...string) command {
 	return command{Args: append([]string{e.Bin}, args...), Env: e.Env}
 }
-
-func (c command) withStdin(r io.Reader) command       { c.Stdin = r; return c }
-func (c command) withTimeout(d time.Duration) command { c.Timeout = d; return c }
 
 // must runs the engine's CLI and fails the test unless it exits 0.
 func (e *engine) must(t *testing.T, args ...string) result {
@@ -46,6 +51,7 @@ func startDocker(t *testing.T) *engine {
 	if _, err := os.Stat(cli); err != nil {
 		cli = requireTools(t, "docker")["docker"]
 	}
+	plugins := composePlugin(t, cli)
 	dir, err := os.MkdirTemp("", "kai-ct-docker-")
 	if err != nil {
 		t.Fatal(err)
@@ -71,8 +77,13 @@ func startDocker(t *testing.T) *engine {
 		t.Fatal(err)
 	}
 	t.Logf("dockerd pid %d, state in %s", d.Process.Pid, dir)
-	e := &engine{Name: "docker", Bin: cli, Compose: tools["docker-compose"], Init: "docker-init",
-		Env: envWith("DOCKER_HOST=unix://"+sock, "DOCKER_BUILDKIT=0", "COMPOSE_DOCKER_CLI_BUILD=0")}
+	e := &engine{Name: "docker", Bin: cli, Init: "docker-init",
+		Env: envWith("DOCKER_HOST=unix://"+sock, "DOCKER_BUILDKIT=0", "COMPOSE_DOCKER_CLI_BUILD=0"),
+		Composes: []composeTool{
+			{Name: "docker-compose-v1", Args: []string{tools["docker-compose"]}, Sep: "_"},
+			// The README's `docker compose`: the current Compose as the CLI's plugin.
+			{Name: "docker-compose-" + composeVersion, Args: []string{cli, "compose"}, Env: []string{"DOCKER_CONFIG=" + plugins}, Sep: "-"},
+		}}
 	t.Cleanup(func() {
 		d.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
@@ -143,14 +154,15 @@ func setupPodman(t *testing.T) *engine {
 			t.Fatal(err)
 		}
 	}
-	e := &engine{Name: "podman", Bin: tools["podman"], Compose: tools["podman-compose"], Init: "catatonit",
+	e := &engine{Name: "podman", Bin: tools["podman"], Init: "catatonit",
+		Composes: []composeTool{{Name: "podman-compose", Args: []string{tools["podman-compose"]}, Sep: "_"}},
 		Env: envWith("CONTAINERS_CONF="+filepath.Join(dir, "containers.conf"),
 			"CONTAINERS_STORAGE_CONF="+filepath.Join(dir, "storage.conf"))}
 	t.Cleanup(func() {
 		// Guard: reset only the private storage, never the machine's.
 		r := execute(t, e.cmd("info", "--format", "{{.Store.GraphRoot}}"))
 		if strings.TrimSpace(r.Stdout) == filepath.Join(dir, "storage") {
-			execute(t, e.cmd("system", "reset", "--force").withTimeout(3*time.Minute))
+			execute(t, e.cmd("system", "reset", "--force"))
 		} else {
 			t.Errorf("podman graph root is %q, not under %s: not resetting", strings.TrimSpace(r.Stdout), dir)
 		}

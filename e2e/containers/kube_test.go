@@ -126,9 +126,9 @@ func kubeOpenShift(t *testing.T, e *engine, root string) {
 		corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: serviceHost},
 		corev1.EnvVar{Name: "KUBERNETES_SERVICE_PORT", Value: "443"})
 	pod.HostAliases = []corev1.HostAlias{{IP: "127.0.0.1", Hostnames: []string{"proxy", "upstream"}}}
-	addUpstream(pod, pki)
+	addUpstream(pod, pki, e.Images["KAI_IMAGE"])
 	pod.Containers = append(pod.Containers, corev1.Container{
-		Name: "proxy", Image: mitmImage,
+		Name: "proxy", Image: e.Images["MITMPROXY_IMAGE"],
 		Command: []string{"mitmdump", "--listen-port", "8080", "--set", "confdir=/confdir",
 			"--set", "ssl_verify_upstream_trusted_ca=/upstream-ca/ca.pem", "--modify-headers", "/~q/X-Via-Mitm/1"},
 		Env:          []corev1.EnvVar{{Name: "PYTHONUNBUFFERED", Value: "1"}},
@@ -204,9 +204,9 @@ func kubeSidecar(t *testing.T, e *engine, root string) {
 		"kai-db":       secrets["kai-db"],
 	})
 	pod.HostAliases = []corev1.HostAlias{{IP: "127.0.0.1", Hostnames: []string{"upstream"}}}
-	addUpstream(pod, pki)
+	addUpstream(pod, pki, e.Images["KAI_IMAGE"])
 	sidecar := container(t, pod, "mitmproxy")
-	sidecar.Image = mitmImage
+	sidecar.Image = e.Images["MITMPROXY_IMAGE"]
 	// As the compose test's override: trust the upstream's CA, stamp every request.
 	sidecar.Command = append(sidecar.Command, "--set", "ssl_verify_upstream_trusted_ca=/upstream-ca/ca.pem", "--modify-headers", "/~q/X-Via-Mitm/1")
 	sidecar.VolumeMounts = append(sidecar.VolumeMounts, corev1.VolumeMount{Name: "upstream-ca", MountPath: "/upstream-ca", ReadOnly: true})
@@ -328,7 +328,7 @@ func hostPathVolume(name, dir string) corev1.Volume {
 
 // addUpstream adds the HTTPS upstream (upstream.py in the Kai stand-in image) and the
 // upstream CA volume the proxy verifies it with.
-func addUpstream(pod *corev1.PodSpec, pki upstreamPKI) {
+func addUpstream(pod *corev1.PodSpec, pki upstreamPKI, kaiImage string) {
 	pod.Containers = append(pod.Containers, corev1.Container{
 		Name: "upstream", Image: kaiImage,
 		Command:      []string{"python3", "/opt/upstream/upstream.py", "/upstream/upstream.pem", "/upstream/upstream.key", "8443"},
@@ -437,12 +437,13 @@ func checkBundle(t *testing.T, e *engine, cas ...[]byte) {
 }
 
 // stopKube stops the pod as the kubelet deletes one (SIGTERM, then SIGKILL after the
-// grace period) and checks that it took under 3 s.
+// 30 s grace period) and checks that SIGTERM ended it: within a third of the grace
+// period, so that a loaded machine is not mistaken for a server that ignores SIGTERM.
 func stopKube(t *testing.T, e *engine) {
 	t.Helper()
 	r := e.must(t, "pod", "stop", "--time", "30", kubePod)
-	if r.Elapsed >= 3*time.Second {
-		t.Errorf("stopping the pod took %s, want under 3 s", r.Elapsed)
+	if r.Elapsed >= 10*time.Second {
+		t.Errorf("stopping the pod took %s, want well within the 30 s grace period (under 10 s)", r.Elapsed)
 	}
 	code := strings.TrimSpace(e.must(t, "inspect", "--format", "{{.State.ExitCode}}", kubeKai).Stdout)
 	if code != "0" && code != "143" {

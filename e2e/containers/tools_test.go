@@ -1,12 +1,14 @@
 // Package containers tests the repository's Dockerfile and docker-compose.yml for real,
-// with the Docker engine (plus Debian's docker-compose) and with Podman (plus
+// with the Docker engine (plus Debian's docker-compose v1 and, as `docker compose`, the
+// current Compose built from source: compose_test.go) and with Podman (plus
 // podman-compose): it builds the image, runs it, brings up the compose stack with the
 // mitmproxy sidecar and an HTTPS upstream, and checks what README.md and docs/containers.md promise; with
 // Podman it also runs the manifests in deploy/ with `podman kube play` (kube_test.go).
 //
 // No registry is reachable on the project's machines, so the base images (a Go
-// toolchain, a Kai stand-in, mitmproxy) are made locally from a debootstrap root file
-// system, which is cached under /var/cache/kai-entrypoint-test between runs. The tests
+// toolchain, a Kai stand-in, mitmproxy) are made locally by deploy/local-images from a
+// debootstrap root file system, which is cached under /var/cache/kai-entrypoint-test
+// between runs. The tests
 // need root. With CI=true a missing tool is a failure; otherwise the tests skip.
 package containers
 
@@ -15,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -105,7 +106,6 @@ type command struct {
 	Env     []string // full environment; nil means os.Environ()
 	Dir     string
 	Timeout time.Duration
-	Stdin   io.Reader
 }
 
 // execute runs c and returns its result; it never fails the test itself.
@@ -121,7 +121,6 @@ func execute(t *testing.T, c command) result {
 	cmd.Env = c.Env
 	cmd.Dir = c.Dir
 	cmd.WaitDelay = 5 * time.Second
-	cmd.Stdin = c.Stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
