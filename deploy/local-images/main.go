@@ -30,6 +30,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/konveyor/kai-entrypoint/internal/mounts"
 )
 
 // The stand-ins share one Debian root file system: python3 with the HTTP clients Kai
@@ -147,7 +149,11 @@ func rootfsTar(cache string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer removeTree(work)
+	defer func() {
+		if err := mounts.RemoveTree(work); err != nil {
+			log.Print(err)
+		}
+	}()
 	rootDir := filepath.Join(work, "rootfs")
 	log.Printf("debootstrap %s into %s (about 80 s)", debianSuite, rootDir)
 	if err := runLogged("debootstrap", "--variant=minbase", "--include="+strings.Join(rootfsPackages, ","),
@@ -195,43 +201,6 @@ func checkTar(file string) error {
 			return nil
 		}
 	}
-}
-
-// removeTree deletes dir after unmounting anything still mounted below it (a failed
-// debootstrap can leave /proc mounted in the root file system).
-func removeTree(dir string) {
-	for _, m := range mountsBelow(dir) {
-		if err := exec.Command("umount", "-l", m).Run(); err != nil {
-			log.Printf("umount %s: %v", m, err)
-		}
-	}
-	if left := mountsBelow(dir); len(left) > 0 {
-		log.Printf("not removing %s: still mounted: %v", dir, left)
-		return
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		log.Printf("removing %s: %v", dir, err)
-	}
-}
-
-// mountsBelow lists mount points at or below dir, deepest first.
-func mountsBelow(dir string) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := strings.ReplaceAll(f[4], `\040`, " ")
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append([]string{mp}, out...)
-		}
-	}
-	return out
 }
 
 // image is one stand-in: the root file system plus some layers, with the image

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/konveyor/kai-entrypoint/internal/mounts"
 )
 
 // engine is a container engine (Docker or Podman) with its compose tools, all
@@ -104,7 +106,9 @@ func startDocker(t *testing.T) *engine {
 		if noBridge != nil {
 			execute(t, command{Args: []string{"ip", "link", "delete", "docker0"}})
 		}
-		removeTree(t, dir)
+		if err := mounts.RemoveTree(dir); err != nil {
+			t.Error(err)
+		}
 	})
 	if err := waitFor(30*time.Second, func() error { return execute(t, e.cmd("version")).Err }); err != nil {
 		t.Fatalf("dockerd did not come up: %v", err)
@@ -166,7 +170,9 @@ func setupPodman(t *testing.T) *engine {
 		} else {
 			t.Errorf("podman graph root is %q, not under %s: not resetting", strings.TrimSpace(r.Stdout), dir)
 		}
-		removeTree(t, dir)
+		if err := mounts.RemoveTree(dir); err != nil {
+			t.Error(err)
+		}
 		if len(netavarkBefore) == 0 {
 			removeNetavarkChains(t)
 		}

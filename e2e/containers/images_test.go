@@ -1,7 +1,6 @@
 package containers
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -31,42 +30,4 @@ func (e *engine) importImages(t *testing.T) {
 			t.Fatalf("deploy/local-images named no local %s:\n%s", name, r)
 		}
 	}
-}
-
-// removeTree deletes dir after unmounting anything still mounted below it (a daemon
-// can leave overlay or namespace mounts behind).
-func removeTree(t *testing.T, dir string) {
-	t.Helper()
-	for _, m := range mountsBelow(dir) {
-		if r := execute(t, command{Args: []string{"umount", "-l", m}}); r.Err != nil {
-			t.Logf("umount %s: %v", m, r.Err)
-		}
-	}
-	if left := mountsBelow(dir); len(left) > 0 {
-		t.Errorf("not removing %s: still mounted: %v", dir, left)
-		return
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		t.Errorf("removing %s: %v", dir, err)
-	}
-}
-
-// mountsBelow lists mount points at or below dir, deepest first.
-func mountsBelow(dir string) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := strings.ReplaceAll(f[4], `\040`, " ")
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append([]string{mp}, out...)
-		}
-	}
-	return out
 }
