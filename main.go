@@ -52,7 +52,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	ctx, signalled := watchSignals(cfg.Wait > 0 && !f.check, log)
 
 	// The steps, as README.md's "How it works" tells them. Each gathers the
-	// problems it finds; Wait and BuildBundle do nothing once there are any.
+	// problems it finds; once there are any, nothing is waited for or written.
 	plan := entrypoint.NewPlan(cfg, environ, log, f.mode())
 	plan.SetProxies()
 	plan.PassThrough()
