@@ -22,38 +22,36 @@ func TestParseCertFile(t *testing.T) {
 	const path = "/certs/corp/ca.pem"
 
 	tests := []parseCase{
-		{"one PEM certificate", ca.PEM(), []*testpki.Cert{ca}, []int{1}, nil},
-		{"chain in one file", testpki.Concat(inter.PEM(), ca.PEM()), []*testpki.Cert{inter, ca}, []int{1, 2}, nil},
-		{"key then certificate (mitmproxy-ca.pem)", testpki.Concat(key, ca.PEM()), []*testpki.Cert{ca}, []int{2}, nil},
-		{"DER certificate", ca.DER(), []*testpki.Cert{ca}, []int{0}, nil},
-		{"TRUSTED CERTIFICATE", testpki.TrustedPEM(ca), []*testpki.Cert{ca}, []int{1}, nil},
-		{"X509 CERTIFICATE", bytes.ReplaceAll(ca.PEM(), []byte(" CERTIFICATE"), []byte(" X509 CERTIFICATE")), []*testpki.Cert{ca}, []int{1}, nil},
-		{"BOM, CRLF, concatenated, no final newline", bytes.TrimSuffix(testpki.Concat([]byte("\xef\xbb\xbf"),
-			bytes.ReplaceAll(testpki.Concat(bytes.TrimSuffix(ca.PEM(), []byte("\n")), ca2.PEM()), []byte("\n"), []byte("\r\n"))), []byte("\r\n")),
-			[]*testpki.Cert{ca, ca2}, []int{1, 2}, nil},
-		{"empty file", nil, nil, nil, nil},
-		{"README", []byte("Drop the corporate CA in this folder.\n"), nil, nil, nil},
-		{"README quoting the markers", []byte("Drop the corporate CA here: the -----BEGIN CERTIFICATE----- line,\n" +
-			"the base64 and the -----END CERTIFICATE----- line.\n"), nil, nil, nil},
-		{"key only", key, nil, nil, nil},
-		{"DH parameters only", testpki.DHParamsPEM(t), nil, nil, nil},
-		{"certificate request only", []byte("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"), nil, nil, nil},
-		{"binary starting with a SEQUENCE (.p12 stand-in)", []byte{0x30, 0x82, 0x0a, 0x01, 0x02, 0x01, 0x03, 0x30, 0x82}, nil, nil, nil},
-		{"DER with trailing bytes", testpki.Concat(ca.DER(), []byte{0, 0}), []*testpki.Cert{ca}, []int{0}, []string{
+		{name: "one PEM certificate", data: ca.PEM(), want: []*testpki.Cert{ca}, blocks: []int{1}},
+		{name: "chain in one file", data: testpki.Concat(inter.PEM(), ca.PEM()), want: []*testpki.Cert{inter, ca}, blocks: []int{1, 2}},
+		{name: "key then certificate (mitmproxy-ca.pem)", data: testpki.Concat(key, ca.PEM()), want: []*testpki.Cert{ca}, blocks: []int{2}},
+		{name: "DER certificate", data: ca.DER(), want: []*testpki.Cert{ca}, blocks: []int{0}},
+		{name: "TRUSTED CERTIFICATE", data: testpki.TrustedPEM(ca), want: []*testpki.Cert{ca}, blocks: []int{1}},
+		{name: "X509 CERTIFICATE", data: bytes.ReplaceAll(ca.PEM(), []byte(" CERTIFICATE"), []byte(" X509 CERTIFICATE")), want: []*testpki.Cert{ca}, blocks: []int{1}},
+		{name: "BOM, CRLF, concatenated, no final newline", data: bytes.TrimSuffix(testpki.Concat([]byte("\xef\xbb\xbf"),
+			bytes.ReplaceAll(testpki.Concat(bytes.TrimSuffix(ca.PEM(), []byte("\n")), ca2.PEM()), []byte("\n"), []byte("\r\n"))), []byte("\r\n")), want: []*testpki.Cert{ca, ca2}, blocks: []int{1, 2}},
+		{name: "empty file"},
+		{name: "README", data: []byte("Drop the corporate CA in this folder.\n")},
+		{name: "README quoting the markers", data: []byte("Drop the corporate CA here: the -----BEGIN CERTIFICATE----- line,\n" +
+			"the base64 and the -----END CERTIFICATE----- line.\n")},
+		{name: "key only", data: key},
+		{name: "DH parameters only", data: testpki.DHParamsPEM(t)},
+		{name: "certificate request only", data: []byte("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n")},
+		{name: "binary starting with a SEQUENCE (.p12 stand-in)", data: []byte{0x30, 0x82, 0x0a, 0x01, 0x02, 0x01, 0x03, 0x30, 0x82}},
+		{name: "DER with trailing bytes", data: testpki.Concat(ca.DER(), []byte{0, 0}), want: []*testpki.Cert{ca}, blocks: []int{0}, errs: []string{
 			fmt.Sprintf("%s: byte %d: neither a DER certificate nor blanks", path, len(ca.DER())),
 		}},
-		{"unterminated key before the certificate", testpki.Concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), ca.PEM()),
-			[]*testpki.Cert{ca}, []int{2}, nil},
-		{"bad base64 between good blocks", testpki.Concat(ca.PEM(), badB64, ca2.PEM()), []*testpki.Cert{ca, ca2}, []int{1, 3}, []string{
+		{name: "unterminated key before the certificate", data: testpki.Concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), ca.PEM()), want: []*testpki.Cert{ca}, blocks: []int{2}},
+		{name: "bad base64 between good blocks", data: testpki.Concat(ca.PEM(), badB64, ca2.PEM()), want: []*testpki.Cert{ca, ca2}, blocks: []int{1, 3}, errs: []string{
 			fmt.Sprintf("%s: block 2 (CERTIFICATE, line %d): invalid base64 body", path, 1+lines(ca.PEM())),
 		}},
-		{"valid base64 that is not a certificate", testpki.Concat(key, notACert), nil, nil, []string{
+		{name: "valid base64 that is not a certificate", data: testpki.Concat(key, notACert), errs: []string{
 			fmt.Sprintf("%s: block 2 (CERTIFICATE, line %d): not a valid certificate: malformed tbs certificate", path, 1+lines(key)),
 		}},
-		{"TRUSTED CERTIFICATE that is not ASN.1", badTrusted, nil, nil, []string{
+		{name: "TRUSTED CERTIFICATE that is not ASN.1", data: badTrusted, errs: []string{
 			path + ": block 1 (TRUSTED CERTIFICATE, line 1): not a valid certificate: bad ASN.1",
 		}},
-		{"unterminated certificate", testpki.Concat(ca.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")), []*testpki.Cert{ca}, []int{1}, []string{
+		{name: "unterminated certificate", data: testpki.Concat(ca.PEM(), []byte("-----BEGIN CERTIFICATE-----\nMIIB\n")), want: []*testpki.Cert{ca}, blocks: []int{1}, errs: []string{
 			fmt.Sprintf("%s: block 2 (CERTIFICATE, line %d): no END line", path, 1+lines(ca.PEM())),
 		}},
 	}

@@ -35,44 +35,44 @@ func TestScanPEM(t *testing.T) {
 		{name: "empty", sawBegin: false},
 		{name: "README text", data: []byte("Put the company CA here.\nSee the wiki.\n"), sawBegin: false},
 		{name: "BEGIN without closing dashes is text", data: testpki.Concat([]byte("-----BEGIN CERTIFICATE\n"), p1), want: []wantBlock{
-			{"CERTIFICATE", 2, ca1.DER(), ""},
+			{Type: "CERTIFICATE", Line: 2, DER: ca1.DER()},
 		}, sawBegin: true},
 		{name: "one block", data: p1, want: []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, sawBegin: true},
 		{name: "two blocks", data: testpki.Concat(p1, p2), want: []wantBlock{
-			{"CERTIFICATE", 1, ca1.DER(), ""},
-			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
+			{Type: "CERTIFICATE", Line: 1, DER: ca1.DER()},
+			{Type: "CERTIFICATE", Line: 1 + lines(p1), DER: ca2.DER()},
 		}, sawBegin: true},
 		{name: "UTF-8 BOM before the first block", data: testpki.Concat([]byte("\xef\xbb\xbf"), p1, p2), want: []wantBlock{
-			{"CERTIFICATE", 1, ca1.DER(), ""},
-			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
+			{Type: "CERTIFICATE", Line: 1, DER: ca1.DER()},
+			{Type: "CERTIFICATE", Line: 1 + lines(p1), DER: ca2.DER()},
 		}, sawBegin: true},
 		{name: "CRLF line ends", data: crlf(testpki.Concat(p1, p2)), want: []wantBlock{
-			{"CERTIFICATE", 1, ca1.DER(), ""},
-			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
+			{Type: "CERTIFICATE", Line: 1, DER: ca1.DER()},
+			{Type: "CERTIFICATE", Line: 1 + lines(p1), DER: ca2.DER()},
 		}, sawBegin: true},
 		{name: "BOM and CRLF", data: testpki.Concat([]byte("\xef\xbb\xbf"), crlf(p1)), want: []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, sawBegin: true},
 		{name: "text between and around blocks (Bag Attributes, comments)", data: testpki.Concat(
 			[]byte("# corporate roots\nBag Attributes\n    localKeyID: 01 02 03\nsubject=/CN=scan one\n"), p1,
 			[]byte("\n\n# the second one: 2 > 1 -- see ticket\n"), p2, []byte("trailing words\n")), want: []wantBlock{
-			{"CERTIFICATE", 5, ca1.DER(), ""},
-			{"CERTIFICATE", 5 + lines(p1) + 3, ca2.DER(), ""},
+			{Type: "CERTIFICATE", Line: 5, DER: ca1.DER()},
+			{Type: "CERTIFICATE", Line: 5 + lines(p1) + 3, DER: ca2.DER()},
 		}, sawBegin: true},
 		{name: "missing final newline", data: testpki.Concat(p1, bytes.TrimSuffix(p2, []byte("\n"))), want: []wantBlock{
-			{"CERTIFICATE", 1, ca1.DER(), ""},
-			{"CERTIFICATE", 1 + lines(p1), ca2.DER(), ""},
+			{Type: "CERTIFICATE", Line: 1, DER: ca1.DER()},
+			{Type: "CERTIFICATE", Line: 1 + lines(p1), DER: ca2.DER()},
 		}, sawBegin: true},
 		{name: "two files concatenated without a newline", data: testpki.Concat(bytes.TrimSuffix(p1, []byte("\n")), p2), want: []wantBlock{
-			{"CERTIFICATE", 1, ca1.DER(), ""},
-			{"CERTIFICATE", lines(p1), ca2.DER(), ""},
+			{Type: "CERTIFICATE", Line: 1, DER: ca1.DER()},
+			{Type: "CERTIFICATE", Line: lines(p1), DER: ca2.DER()},
 		}, sawBegin: true},
 		{name: "three files concatenated, CRLF, no final newline", data: bytes.TrimSuffix(crlf(testpki.Concat(
 			bytes.TrimSuffix(p1, []byte("\n")), bytes.TrimSuffix(p2, []byte("\n")), p1)), []byte("\r\n")), want: []wantBlock{
-			{"CERTIFICATE", 1, ca1.DER(), ""},
-			{"CERTIFICATE", lines(p1), ca2.DER(), ""},
-			{"CERTIFICATE", lines(p1) + lines(p2) - 1, ca1.DER(), ""},
+			{Type: "CERTIFICATE", Line: 1, DER: ca1.DER()},
+			{Type: "CERTIFICATE", Line: lines(p1), DER: ca2.DER()},
+			{Type: "CERTIFICATE", Line: lines(p1) + lines(p2) - 1, DER: ca1.DER()},
 		}, sawBegin: true},
 		{name: "trailing blanks on every line", data: bytes.ReplaceAll(p1, []byte("\n"), []byte(" \t\n")), want: []wantBlock{
-			{"CERTIFICATE", 1, ca1.DER(), ""},
+			{Type: "CERTIFICATE", Line: 1, DER: ca1.DER()},
 		}, sawBegin: true},
 		// OpenSSL reads no block there either: its BEGIN line must end in "-----".
 		{name: "one-line block is text", data: []byte("-----BEGIN CERTIFICATE-----" + b64(ca1.DER()) + "-----END CERTIFICATE-----"), sawBegin: false},
@@ -80,53 +80,53 @@ func TestScanPEM(t *testing.T) {
 			"-----END CERTIFICATE----- lines; a line like -----BEGIN CERTIFICATE----- x is text too.\n" +
 			"-----BEGIN CERTIFICATE----- starts it.\n"), sawBegin: false},
 		{name: "text after the BEGIN marker's dashes", data: testpki.Concat([]byte("-----BEGIN CERTIFICATE----- (the corporate CA)\n"), p1), want: []wantBlock{
-			{"CERTIFICATE", 2, ca1.DER(), ""},
+			{Type: "CERTIFICATE", Line: 2, DER: ca1.DER()},
 		}, sawBegin: true},
 		{name: "blanks before the BEGIN marker", data: testpki.Concat([]byte("  \t"), p1), want: []wantBlock{{"CERTIFICATE", 1, ca1.DER(), ""}}, sawBegin: true},
 		{name: "private key is not decoded", data: testpki.Concat(key, p1), want: []wantBlock{
-			{"EC PRIVATE KEY", 1, nil, ""},
-			{"CERTIFICATE", 1 + lines(key), ca1.DER(), ""},
+			{Type: "EC PRIVATE KEY", Line: 1},
+			{Type: "CERTIFICATE", Line: 1 + lines(key), DER: ca1.DER()},
 		}, sawBegin: true},
 		{name: "RFC 1421 headers are skipped", data: testpki.Concat([]byte("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n"),
 			[]byte(b64(ca1.DER())+"\n-----END CERTIFICATE-----\n")), want: []wantBlock{
-			{"CERTIFICATE", 1, ca1.DER(), ""},
+			{Type: "CERTIFICATE", Line: 1, DER: ca1.DER()},
 		}, sawBegin: true},
 		{name: "TRUSTED CERTIFICATE keeps the whole body", data: testpki.TrustedPEM(ca1), want: []wantBlock{
-			{"TRUSTED CERTIFICATE", 1, testpki.Concat(ca1.DER(), testpki.TrustTrailer), ""},
+			{Type: "TRUSTED CERTIFICATE", Line: 1, DER: testpki.Concat(ca1.DER(), testpki.TrustTrailer)},
 		}, sawBegin: true},
 		{name: "bad base64", data: testpki.Concat(p1, badB64), want: []wantBlock{
-			{"CERTIFICATE", 1, ca1.DER(), ""},
-			{"CERTIFICATE", 1 + lines(p1), nil, "invalid base64"},
+			{Type: "CERTIFICATE", Line: 1, DER: ca1.DER()},
+			{Type: "CERTIFICATE", Line: 1 + lines(p1), Err: "invalid base64"},
 		}, sawBegin: true},
 		{name: "empty body", data: []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), want: []wantBlock{
-			{"CERTIFICATE", 1, nil, "invalid base64"},
+			{Type: "CERTIFICATE", Line: 1, Err: "invalid base64"},
 		}, sawBegin: true},
 		{name: "no END line", data: testpki.Concat(p1, bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n")), want: []wantBlock{
-			{"CERTIFICATE", 1, ca1.DER(), ""},
-			{"CERTIFICATE", 1 + lines(p1), nil, "no END line"},
+			{Type: "CERTIFICATE", Line: 1, DER: ca1.DER()},
+			{Type: "CERTIFICATE", Line: 1 + lines(p1), Err: "no END line"},
 		}, sawBegin: true},
 		{name: "unterminated key before a certificate", data: testpki.Concat([]byte("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"), p1), want: []wantBlock{
-			{"RSA PRIVATE KEY", 1, nil, "no END line"},
-			{"CERTIFICATE", 3, ca1.DER(), ""},
+			{Type: "RSA PRIVATE KEY", Line: 1, Err: "no END line"},
+			{Type: "CERTIFICATE", Line: 3, DER: ca1.DER()},
 		}, sawBegin: true},
 		{name: "unterminated certificate before another", data: testpki.Concat(bytes.SplitAfter(p2, []byte("\n"))[0], []byte(b64(ca2.DER())[:64]+"\n"), p1), want: []wantBlock{
-			{"CERTIFICATE", 1, nil, "no END line"},
-			{"CERTIFICATE", 3, ca1.DER(), ""},
+			{Type: "CERTIFICATE", Line: 1, Err: "no END line"},
+			{Type: "CERTIFICATE", Line: 3, DER: ca1.DER()},
 		}, sawBegin: true},
 		{name: "unterminated block, BEGIN later on the line", data: testpki.Concat([]byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI"), p1), want: []wantBlock{
-			{"EC PRIVATE KEY", 1, nil, "no END line"},
-			{"CERTIFICATE", 2, ca1.DER(), ""},
+			{Type: "EC PRIVATE KEY", Line: 1, Err: "no END line"},
+			{Type: "CERTIFICATE", Line: 2, DER: ca1.DER()},
 		}, sawBegin: true},
 		{name: "unterminated block before a one-line block, which is text", data: testpki.Concat([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n"),
 			[]byte("-----BEGIN CERTIFICATE-----"+b64(ca1.DER())+"-----END CERTIFICATE-----\n"), p2), want: []wantBlock{
-			{"CERTIFICATE", 1, nil, "no END line"},
-			{"CERTIFICATE", 4, ca2.DER(), ""},
+			{Type: "CERTIFICATE", Line: 1, Err: "no END line"},
+			{Type: "CERTIFICATE", Line: 4, DER: ca2.DER()},
 		}, sawBegin: true},
 		{name: "END of another type", data: []byte("-----BEGIN CERTIFICATE-----\n" + b64(ca1.DER()) + "\n-----END X509 CRL-----\n"), want: []wantBlock{
-			{"CERTIFICATE", 1, nil, `END line says "X509 CRL"`},
+			{Type: "CERTIFICATE", Line: 1, Err: `END line says "X509 CRL"`},
 		}, sawBegin: true},
 		{name: "malformed END line", data: []byte("-----BEGIN CERTIFICATE-----\n" + b64(ca1.DER()) + "\n-----END CERTIFICATE\n"), want: []wantBlock{
-			{"CERTIFICATE", 1, nil, "malformed END line"},
+			{Type: "CERTIFICATE", Line: 1, Err: "malformed END line"},
 		}, sawBegin: true},
 	}
 	for _, tt := range tests {
