@@ -30,7 +30,8 @@ WORKDIR /src
 # test-only ones such as k8s.io/api. One missing here is still fetched by `go build`.
 COPY go.mod go.sum ./
 RUN go mod download github.com/hashicorp/errwrap github.com/hashicorp/go-multierror \
-    github.com/kelseyhightower/envconfig golang.org/x/crypto golang.org/x/net golang.org/x/text
+    github.com/kelseyhightower/envconfig golang.org/x/crypto golang.org/x/net golang.org/x/text \
+    software.sslmate.com/src/go-pkcs12
 COPY . .
 ARG VERSION=dev
 # Static binary; symbols are kept (no -s/-w) so govulncheck can read the binary.
