@@ -238,7 +238,7 @@ func (f flags) mode() entrypoint.Mode {
 }
 
 // shortUsage goes with a usage error.
-const shortUsage = "kai-entrypoint [--check] [--] COMMAND [ARG...]   (kai-entrypoint --help for more)"
+const shortUsage = "kai-entrypoint [--check | --probe URL...] [--] COMMAND [ARG...]   (kai-entrypoint --help for more)"
 
 // report prints err: every configuration problem on its own line.
 func report(log interface {

@@ -242,7 +242,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "only --", args: []string{"--"}, wantCode: 64, stderr: "no command given"},
 		{name: "unknown flag", args: []string{"--chek", "true"}, wantCode: 64, stderr: `unknown flag "--chek"`},
 		{name: "usage error, invalid log format", env: []string{"KAI_ENTRYPOINT_LOG_FORMAT=xml"}, args: []string{"--chek", "true"}, wantCode: 64,
-			stderr: `kai-entrypoint: level=ERROR msg="unknown flag "--chek" (the command goes after the flags, or after --)" usage="kai-entrypoint [--check] [--] COMMAND [ARG...]   (kai-entrypoint --help for more)"` + "\n"},
+			stderr: `kai-entrypoint: level=ERROR msg="unknown flag "--chek" (the command goes after the flags, or after --)" usage="kai-entrypoint [--check | --probe URL...] [--] COMMAND [ARG...]   (kai-entrypoint --help for more)"` + "\n"},
 		{name: "help", args: []string{"--help"}, wantCode: 0, stdout: "KAI_SECRET_<NAME>"},
 		{name: "version", args: []string{"--version"}, wantCode: 0, stdout: "kai-entrypoint test-1.2.3"},
 		{name: "command exit code", args: []string{"/bin/sh", "-c", "exit 3"}, wantCode: 3},
@@ -505,7 +505,7 @@ func TestJSONLogFormat(t *testing.T) {
 			switch {
 			case found == nil:
 				t.Errorf("no record's msg contains %q:\n%s", tt.msg, stderr)
-			case tt.usage && (len(lines) != 1 || found["level"] != "ERROR" || found["usage"] != "kai-entrypoint [--check] [--] COMMAND [ARG...]   (kai-entrypoint --help for more)"):
+			case tt.usage && (len(lines) != 1 || found["level"] != "ERROR" || found["usage"] != "kai-entrypoint [--check | --probe URL...] [--] COMMAND [ARG...]   (kai-entrypoint --help for more)"):
 				t.Errorf("want one ERROR record with the usage line:\n%s", stderr)
 			}
 		})
