@@ -146,6 +146,13 @@ func TestProbe(t *testing.T) {
 			wantCode: 0,
 		},
 		{
+			name:     "system root still an anchor when an extra CA is given",
+			env:      proxyEnv(t, m.proxyURL(nil)).with(vars{"KAI_PROXY_NO": directHost, "KAI_CERT_DIRS": mitmCA}),
+			url:      S.direct.URL("/v1/models"),
+			want:     []string{"the NO_PROXY entry " + directHost + " bypasses the proxy", "system root (" + S.sysCerts + ")", "GET answered HTTP/1.1 200 OK"},
+			wantCode: 0,
+		},
+		{
 			name:     "expired upstream",
 			env:      baseEnv(t).with(vars{"KAI_CERT_DIRS": caFile}),
 			url:      expired,

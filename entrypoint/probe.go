@@ -488,18 +488,22 @@ func fileName(c *x509.Certificate) string {
 // combined bundle, or, with no extra CA, the system roots the bundle
 // would have held (where the clients' inherited CA variables point).
 func (p *Plan) ProbeAnchors() ([]Anchor, error) {
-	sslCertFile, _ := p.inherited.Get("SSL_CERT_FILE")
-	sysPath, _ := trust.FindSystemBundle(sslCertFile, p.Config.CABundle, trust.SystemFiles)
+	var sysPath string
+	var sysPEM []byte
 	var extras []trust.Cert
-	if b := p.Bundle; b != nil {
-		sysPath, extras = b.SystemPath, b.Extras
-	}
-	sys, err := trust.ReadSystemRoots(sysPath)
-	if err != nil {
-		return nil, asConfigError(multierror.Append(nil, err))
+	if b := p.Bundle; b != nil { // its system roots as BuildBundle read them
+		sysPath, sysPEM, extras = b.SystemPath, b.SystemPEM(), b.Extras
+	} else {
+		sslCertFile, _ := p.inherited.Get("SSL_CERT_FILE")
+		sysPath, _ = trust.FindSystemBundle(sslCertFile, p.Config.CABundle, trust.SystemFiles)
+		sys, err := trust.ReadSystemRoots(sysPath)
+		if err != nil {
+			return nil, asConfigError(multierror.Append(nil, err))
+		}
+		sysPEM = sys.PEM
 	}
 	var out []Anchor
-	for rest := sys.PEM; ; {
+	for rest := sysPEM; ; {
 		var block *pem.Block
 		if block, rest = pem.Decode(rest); block == nil {
 			break

@@ -35,6 +35,9 @@ func (b *Bundle) Size() int {
 	return n
 }
 
+// SystemPEM returns the system roots as the bundle holds them.
+func (b *Bundle) SystemPEM() []byte { return b.parts[1] }
+
 // Total is the number of certificates in the bundle.
 func (b *Bundle) Total() int { return b.System + len(b.Extras) }
 
