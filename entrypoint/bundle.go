@@ -187,7 +187,7 @@ func checkBundlePath(path, sslCertFile string) error {
 			errs = multierror.Append(errs, fmt.Errorf("KAI_CA_BUNDLE=%q: is the system CA bundle %s, which the shim must not overwrite (its extra CAs would count as system roots at the next start); set it to a file of its own such as %s", path, f, example))
 		}
 	}
-	if !system && sslCertFile != "" && trust.SameFile(path, sslCertFile) && isRegular(sslCertFile) && !trust.WrittenByShim(sslCertFile) {
+	if !system && sslCertFile != "" && trust.SameFile(path, sslCertFile) && trust.IsRegular(sslCertFile) && !trust.WrittenByShim(sslCertFile) {
 		errs = multierror.Append(errs, fmt.Errorf("KAI_CA_BUNDLE=%q: is the inherited SSL_CERT_FILE=%q, a CA bundle kai-entrypoint did not write, which it must not overwrite (it is where the system roots come from); set KAI_CA_BUNDLE to a file of its own such as %s", path, sslCertFile, example))
 	}
 	if err := trust.CheckFolder(filepath.Dir(path)); err != nil {
@@ -198,9 +198,4 @@ func checkBundlePath(path, sslCertFile string) error {
 
 func writeError(path string, err error) error {
 	return fmt.Errorf("KAI_CA_BUNDLE=%q: cannot write the CA bundle: %v; set KAI_CA_BUNDLE to a file in a writable folder (for example an emptyDir or tmpfs on /tmp)", path, err)
-}
-
-func isRegular(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular()
 }

@@ -3,6 +3,8 @@ package entrypoint
 import (
 	"fmt"
 	"strings"
+
+	"github.com/konveyor/kai-entrypoint/trust"
 )
 
 // Env is an environment that keeps the order of its variables, so that the
@@ -84,7 +86,7 @@ func (p *Plan) SetEnvironment() {
 	}
 	for _, pt := range p.Passthrough {
 		p.env.Set(pt.Name, pt.Value)
-		if !pt.Secret && isCAVar(pt.Name) && !isRegular(pt.Value) {
+		if !pt.Secret && isCAVar(pt.Name) && !trust.IsRegular(pt.Value) {
 			p.warn(fmt.Sprintf("%s=%q overrides the CA bundle with a file that does not exist: clients such as requests and httpx will fail", pt.Var, pt.Value))
 		}
 	}

@@ -34,14 +34,14 @@ func FindSystemBundle(sslCertFile, bundle string, files []string) (path string, 
 		switch {
 		case SameFile(f, bundle):
 			// Our own output from an earlier run: fall back to the system's.
-		case isRegular(f):
+		case IsRegular(f):
 			return f, nil
 		default:
 			warnings = append(warnings, fmt.Sprintf("inherited SSL_CERT_FILE=%q is not a readable file; using the distribution's bundle for the system roots", f))
 		}
 	}
 	for _, f := range files {
-		if isRegular(f) {
+		if IsRegular(f) {
 			return f, warnings
 		}
 	}
@@ -118,7 +118,8 @@ func carefulSystemRoots(s *SystemRoots, data []byte) {
 	s.PEM = buf
 }
 
-func isRegular(path string) bool {
+// IsRegular reports whether path names a regular file (symlinks followed).
+func IsRegular(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular()
 }
