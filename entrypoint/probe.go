@@ -132,7 +132,7 @@ func (pr *probe) run(ctx context.Context) bool {
 	u := pr.url
 	target := net.JoinHostPort(u.Hostname(), u.Port())
 	if u.Port() == "" {
-		target = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+		target = net.JoinHostPort(u.Hostname(), proxySchemes[u.Scheme]) // http and https: their default ports
 	}
 	proxy, ok := pr.decide()
 	if !ok {
