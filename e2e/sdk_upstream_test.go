@@ -4,12 +4,10 @@ import (
 	"archive/zip"
 	"bytes"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
@@ -56,17 +54,8 @@ type sdkContent struct {
 const ollamaReply = "pong from the kai-entrypoint e2e ollama"
 
 func startSDKServer(ca *testCA, host, ip string, content *sdkContent) (*sdkServer, error) {
-	cert, err := ca.Server(host, ip)
+	cert, ln, plain, err := listenPair(ca, host, ip)
 	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return nil, err
-	}
-	plain, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		ln.Close()
 		return nil, err
 	}
 	s := &sdkServer{host: host, seen: map[string][]string{}}
@@ -94,13 +83,7 @@ func startSDKServer(ca *testCA, host, ip string, content *sdkContent) (*sdkServe
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(content.wheel)
 	})
-	s.srv = &http.Server{
-		Handler:           s.record(mux),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
-		ReadHeaderTimeout: 10 * time.Second,
-		// Handshake failures are expected in the negative scenarios.
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
+	s.srv = newServer(s.record(mux), cert)
 	go s.srv.ServeTLS(ln, "", "") // ServeTLS turns on HTTP/2, which gRPC needs
 	go s.srv.Serve(plain)
 	return s, nil

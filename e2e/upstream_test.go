@@ -37,17 +37,8 @@ type tlsServer struct {
 }
 
 func startTLSServer(ca *testCA, host, ip, dir string) (*tlsServer, error) {
-	cert, err := ca.Server(host, ip)
+	cert, ln, plain, err := listenPair(ca, host, ip)
 	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return nil, err
-	}
-	plain, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		ln.Close()
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
@@ -61,16 +52,37 @@ func startTLSServer(ca *testCA, host, ip, dir string) (*tlsServer, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", s.models)
 	mux.HandleFunc("POST /v1/chat/completions", s.chat)
-	s.srv = &http.Server{
-		Handler:           mux,
+	s.srv = newServer(mux, cert)
+	go s.srv.Serve(tls.NewListener(ln, s.srv.TLSConfig))
+	go s.srv.Serve(plain)
+	return s, nil
+}
+
+// listenPair issues ca's server certificate for host and ip, and opens two
+// listeners on ip: one for HTTPS, one for plain HTTP.
+func listenPair(ca *testCA, host, ip string) (cert tls.Certificate, tlsLn, plain net.Listener, err error) {
+	if cert, err = ca.Server(host, ip); err != nil {
+		return cert, nil, nil, err
+	}
+	if tlsLn, err = net.Listen("tcp", net.JoinHostPort(ip, "0")); err != nil {
+		return cert, nil, nil, err
+	}
+	if plain, err = net.Listen("tcp", net.JoinHostPort(ip, "0")); err != nil {
+		tlsLn.Close()
+		return cert, nil, nil, err
+	}
+	return cert, tlsLn, plain, nil
+}
+
+// newServer serves h with cert over TLS.
+func newServer(h http.Handler, cert tls.Certificate) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
 		ReadHeaderTimeout: 10 * time.Second,
 		// Handshake failures are expected in the negative scenarios.
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
-	go s.srv.Serve(tls.NewListener(ln, s.srv.TLSConfig))
-	go s.srv.Serve(plain)
-	return s, nil
 }
 
 // URL returns https://host:port + path.
