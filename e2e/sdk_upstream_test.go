@@ -84,7 +84,12 @@ func startSDKServer(ca *testCA, host, ip string, content *sdkContent) (*sdkServe
 		w.Write(content.wheel)
 	})
 	s.srv = newServer(s.record(mux), cert)
-	go s.srv.ServeTLS(ln, "", "") // ServeTLS turns on HTTP/2, which gRPC needs
+	// HTTP/2, which gRPC needs, named in the server's own TLS config: left
+	// to ServeTLS, it was set up only when ServeTLS ran before Serve(plain),
+	// and otherwise offered in ALPN with no handler behind it, so that
+	// h2 connections (gRPC, curl and git through mitmdump) closed at once.
+	s.srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+	go s.srv.ServeTLS(ln, "", "")
 	go s.srv.Serve(plain)
 	return s, nil
 }
