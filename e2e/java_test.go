@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
@@ -202,22 +201,17 @@ func startMavenRepo(t *testing.T) *mavenRepo {
 		"/repo/org/konveyor/kai-e2e/parent/1.0/parent-1.0.pom":      mavenParent,
 		"/repo/org/konveyor/kai-e2e/parent/1.0/parent-1.0.pom.sha1": hex.EncodeToString(sum[:]),
 	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			r.mu.Lock()
-			r.seen = append(r.seen, req.URL.Path+" "+req.Header.Get("X-Via-Mitm"))
-			r.mu.Unlock()
-			body, ok := files[req.URL.Path]
-			if !ok {
-				http.NotFound(w, req)
-				return
-			}
-			io.WriteString(w, body)
-		}),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0), // handshake failures are expected without the CA
-	}
+	srv := newServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.seen = append(r.seen, req.URL.Path+" "+req.Header.Get("X-Via-Mitm"))
+		r.mu.Unlock()
+		body, ok := files[req.URL.Path]
+		if !ok {
+			http.NotFound(w, req)
+			return
+		}
+		io.WriteString(w, body)
+	}), cert)
 	go srv.Serve(tls.NewListener(ln, srv.TLSConfig))
 	t.Cleanup(func() { srv.Close() })
 	return r

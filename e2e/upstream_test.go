@@ -74,7 +74,7 @@ func listenPair(ca *testCA, host, ip string) (cert tls.Certificate, tlsLn, plain
 	return cert, tlsLn, plain, nil
 }
 
-// newServer serves h with cert over TLS.
+// newServer serves h with cert over TLS, discarding its error log.
 func newServer(h http.Handler, cert tls.Certificate) *http.Server {
 	return &http.Server{
 		Handler:           h,
